@@ -1,0 +1,1 @@
+"""Prefect flows and the ``hdmap`` command line. Nothing imports ``flows``."""

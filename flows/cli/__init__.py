@@ -1,0 +1,1 @@
+"""The ``hdmap`` command line: one module per subcommand, wired in :mod:`flows.cli.main`."""
