@@ -1,8 +1,8 @@
 """``hdmap``: the command-line entry point.
 
 Each subcommand lives in its own module under ``flows/cli/`` and exposes ``add_parser(subparsers)``
-and ``run(args) -> int``. Modules are imported only when their command runs, so ``hdmap --help``
-stays fast.
+and ``run(args) -> int``. Command modules import only argparse at module level and load the heavy
+libraries inside ``run``, so ``hdmap --help`` stays fast.
 
 Exit status:
   0  success
@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "info": "flows.cli.info",
     "simulate": "flows.cli.simulate",
     "preview": "flows.cli.preview",
+    "demo": "flows.cli.demo",
 }
 
 EPILOG = """\
@@ -71,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HDMapError as exc:
         print(f"hdmap {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # e.g. 'hdmap info ... | head'
+        sys.stderr.close()
+        return EXIT_OK
     except KeyboardInterrupt:
         print(f"hdmap {args.command}: interrupted", file=sys.stderr)
         return 130

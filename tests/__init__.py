@@ -1,0 +1,1 @@
+"""Test suite; `tests.common` holds the shared fixture models, `tests.bench` the benchmarks."""

@@ -1,0 +1,127 @@
+"""``make bench``: measure, then write the figures to ``docs/BENCHMARKS.md``.
+
+Each measurement runs in a fresh child process so that its peak RSS is its own. Simulated surveys
+are made once and cached under ``out/bench/`` (keyed by kind, seed and length).
+
+    python -m tests.bench.run --out docs/BENCHMARKS.md [--points 30e6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+from pipeline.files import atomic_path
+from tests.bench.read_bench import measure_chunked_read, measure_decode
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / "out" / "bench"
+PILOT_LENGTH_M = 200.0
+
+
+def machine_description() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kib = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+        mem = f"{mem_kib / 2**20:.0f} GiB"
+    except (OSError, StopIteration):
+        mem = "unknown memory"
+    libs = ", ".join(f"{p} {version(p)}" for p in ("numpy", "laspy", "lazrs", "open3d"))
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}; {libs}"
+    )
+
+
+def simulated_highway(target_points: float, seed: int = 7) -> Path:
+    """A simulated highway survey of about ``target_points`` points (cached)."""
+    from data_samples.simulator.simulate import simulate
+
+    pilot_dir = CACHE / f"highway-s{seed}-{PILOT_LENGTH_M:.0f}m"
+    pilot = pilot_dir / "survey.laz"
+    if not pilot.exists():
+        simulate("highway", seed, pilot_dir, length_m=PILOT_LENGTH_M, ortho=False)
+    import laspy
+
+    with laspy.open(pilot) as f:
+        per_m = f.header.point_count / PILOT_LENGTH_M
+    length_m = round(target_points / per_m / 50.0) * 50.0
+    out_dir = CACHE / f"highway-s{seed}-{length_m:.0f}m"
+    survey = out_dir / "survey.laz"
+    if not survey.exists():
+        print(
+            f"simulating a {length_m:.0f} m highway (~{target_points / 1e6:.0f}M points) ...",
+            file=sys.stderr,
+        )
+        simulate("highway", seed, out_dir, length_m=length_m, ortho=False)
+    return survey
+
+
+def render(results: list[dict], machine: str) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Produced by `make bench` (`python -m tests.bench.run`); do not edit by hand.",
+        "Each figure is one run in a fresh process; timings on these shared machines vary by about",
+        "+-40%, so compare ratios within one run.",
+        "",
+        f"- date: {dt.date.today().isoformat()}",
+        f"- machine: {machine}",
+        "",
+        "## Reading a survey",
+        "",
+        "`chunked` is `pipeline.survey.iter_chunks` (1M-point chunks, unit conversion and NaN checks "
+        "included); `whole` is a plain `laspy.read` of the file (the decode floor, all in memory).",
+        "",
+        "| survey | points | LAZ MB | read | seconds | M points/s | peak RSS MB |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['survey']} | {r['points']:,} | {r['size_mb']:.1f} | {r['mode']} | "
+            f"{r['seconds']:.1f} | {r['points_per_s'] / 1e6:.2f} | {r['peak_rss_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        "Target (foundation issue): chunked-read peak memory for a 30M-point LAZ under 1 GB.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    parser.add_argument("--points", type=float, default=30e6, help="survey size (default 30e6)")
+    args = parser.parse_args(argv)
+
+    survey = simulated_highway(args.points)
+    size_mb = survey.stat().st_size / 2**20
+    results = []
+    for mode, measure in (("chunked", measure_chunked_read), ("whole", measure_decode)):
+        figures = measure(survey)
+        print(json.dumps({"mode": mode, **figures}), file=sys.stderr)
+        results.append({"survey": "simulated highway", "size_mb": size_mb, "mode": mode, **figures})
+
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(render(results, machine_description()))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
