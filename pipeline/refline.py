@@ -66,7 +66,7 @@ class Arc:
 
 @dataclass(frozen=True, slots=True)
 class Spiral:
-    """A clothoid of ``length`` metres whose curvature runs linearly from ``curv_start`` to ``curv_end``."""
+    """A clothoid of ``length`` metres, curvature linear from ``curv_start`` to ``curv_end``."""
 
     length: float
     curv_start: float
@@ -87,7 +87,9 @@ class Spiral:
 Segment = Line | Arc | Spiral
 
 
-def _spiral_delta(seg: Spiral, hdg0: float, u0: np.ndarray, du: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _spiral_delta(
+    seg: Spiral, hdg0: float, u0: np.ndarray, du: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Displacement along a clothoid from ``u0`` to ``u0 + du`` (``du`` <= ~10 m), by quadrature."""
     half = 0.5 * du[:, None]
     u = u0[:, None] + half * (1.0 + _GL_X[None, :])
@@ -174,9 +176,10 @@ class ReferenceLine:
         return self._starts.copy()
 
     def evaluate(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Position (m), heading (rad) and curvature (1/m) at arc lengths ``s`` (clipped to the line).
+        """Position (m), heading (rad) and curvature (1/m) at arc lengths ``s`` (clipped).
 
-        >>> x, y, hdg, k = ReferenceLine(0.0, 0.0, 0.0, (Line(10.0),)).evaluate(np.array([0.0, 4.0]))
+        >>> line = ReferenceLine(0.0, 0.0, 0.0, (Line(10.0),))
+        >>> x, y, hdg, k = line.evaluate(np.array([0.0, 4.0]))
         >>> x.tolist(), y.tolist(), hdg.tolist(), k.tolist()
         ([0.0, 4.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0])
         >>> x, *_ = ReferenceLine(0.0, 0.0, 0.0, ()).evaluate(np.array([1.0]))
@@ -201,7 +204,9 @@ class ReferenceLine:
                 curv[sel] = seg.curvature_at(u)
                 if isinstance(seg, Spiral):
                     table = self._spiral_tables[i]
-                    piece = np.clip(np.searchsorted(table[:, 0], u, side="right") - 1, 0, len(table) - 2)
+                    piece = np.clip(
+                        np.searchsorted(table[:, 0], u, side="right") - 1, 0, len(table) - 2
+                    )
                     u0 = table[piece, 0]
                     h0 = sh  # heading_change is measured from the segment start
                     dx, dy = _spiral_delta(seg, h0, u0, u - u0)
