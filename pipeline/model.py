@@ -163,7 +163,9 @@ def feature_id(prefix: str, geometry: BaseGeometry, lineage: str, *extra: object
     'pole-2f0ca4a1219d7070'
     """
     x, y, z = anchor_point(geometry)
-    key = "|".join([prefix, f"{round(x, 1):.1f}", f"{round(y, 1):.1f}", f"{round(z, 1):.1f}", lineage])
+    key = "|".join(
+        [prefix, f"{round(x, 1):.1f}", f"{round(y, 1):.1f}", f"{round(z, 1):.1f}", lineage]
+    )
     key += "".join(f"|{e}" for e in extra)
     return f"{prefix}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 
@@ -178,7 +180,9 @@ def _check_geometry(record: Feature, geometry: BaseGeometry, kinds: tuple[type, 
         raise ValueError(f"{type(record).__name__} {record.id}: geometry must be non-empty 3D")
     coords = shapely.get_coordinates(geometry, include_z=True)
     if not all(math.isfinite(v) for v in coords.ravel()):
-        raise ValueError(f"{type(record).__name__} {record.id}: geometry has NaN or infinite values")
+        raise ValueError(
+            f"{type(record).__name__} {record.id}: geometry has NaN or infinite values"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,8 +208,15 @@ class Feature:
         raise NotImplementedError
 
     @classmethod
-    def create(cls, geometry: BaseGeometry, *args: Any, survey_id: str, method: str = "unknown",
-               id_extra: tuple[object, ...] = (), **kwargs: Any) -> Self:
+    def create(
+        cls,
+        geometry: BaseGeometry,
+        *args: Any,
+        survey_id: str,
+        method: str = "unknown",
+        id_extra: tuple[object, ...] = (),
+        **kwargs: Any,
+    ) -> Self:
         """Build a record whose ID is derived from its class, anchor point and survey lineage."""
         fid = feature_id(cls.id_prefix, geometry, survey_id, *id_extra)
         return cls(geometry, *args, id=fid, provenance=Provenance(survey_id, method), **kwargs)
@@ -252,8 +263,10 @@ class Lane(Feature):
     def __post_init__(self) -> None:
         Feature.__post_init__(self)
         if len(self.widths_m) != len(self.geometry.coords):
-            raise ValueError(f"{self.id}: {len(self.widths_m)} widths for "
-                             f"{len(self.geometry.coords)} centreline vertices")
+            raise ValueError(
+                f"{self.id}: {len(self.widths_m)} widths for "
+                f"{len(self.geometry.coords)} centreline vertices"
+            )
 
     @property
     def width_m(self) -> float:
@@ -329,7 +342,9 @@ class Sign(Feature):
     geometry: Point = field(kw_only=False)
     sign_class: SignClass = field(kw_only=False)
     shape: SignShape = field(kw_only=False)
-    facing_deg: float = field(kw_only=False)  # azimuth the panel face points to, clockwise from grid north
+    facing_deg: float = field(
+        kw_only=False
+    )  # azimuth the panel face points to, clockwise from grid north
     width_m: float = 0.8
     height_m: float = 0.8  # panel height (its centre height is the geometry's z)
     pole: str | None = None
@@ -352,11 +367,25 @@ class Junction(Feature):
 
 
 FEATURE_TYPES: tuple[type[Feature], ...] = (
-    LaneBoundary, Lane, RoadEdge, StopLine, Crosswalk, RoadArrow, Pole, Sign, Junction,
+    LaneBoundary,
+    Lane,
+    RoadEdge,
+    StopLine,
+    Crosswalk,
+    RoadArrow,
+    Pole,
+    Sign,
+    Junction,
 )
 _FIELD_OF_TYPE = {
-    LaneBoundary: "lane_boundaries", Lane: "lanes", RoadEdge: "road_edges", StopLine: "stop_lines",
-    Crosswalk: "crosswalks", RoadArrow: "road_arrows", Pole: "poles", Sign: "signs",
+    LaneBoundary: "lane_boundaries",
+    Lane: "lanes",
+    RoadEdge: "road_edges",
+    StopLine: "stop_lines",
+    Crosswalk: "crosswalks",
+    RoadArrow: "road_arrows",
+    Pole: "poles",
+    Sign: "signs",
     Junction: "junctions",
 }
 

@@ -2,7 +2,8 @@
 
 The CSV has a header row. Required columns: ``gps_time`` (seconds, the same time base as the
 points' ``gps_time``), ``x``, ``y``, ``z`` (metres in the survey CRS). Optional: ``roll_deg``,
-``pitch_deg``, ``heading_deg`` (degrees). Other columns are ignored; names are matched
+``pitch_deg``, ``heading_deg`` (degrees; heading is the travel azimuth clockwise from grid north,
+roll positive right side down, pitch positive nose up). Other columns are ignored; names are matched
 case-insensitively. This is what the project's simulator writes (:func:`write_trajectory`).
 
 >>> import tempfile, pathlib

@@ -32,7 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
     parser.add_argument("--samples", type=Path, default=SAMPLES, help="folder of sample scenes")
-    parser.add_argument("--seed", type=int, default=2026, help="seed of the freshly simulated survey")
+    parser.add_argument(
+        "--seed", type=int, default=2026, help="seed of the freshly simulated survey"
+    )
     parser.set_defaults(run=run)
 
 
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.trajectory import read_trajectory
     from qa.preview import render_preview
 
-    console = Console(stderr=False, highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     started = time.perf_counter()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -74,8 +76,12 @@ def run(args: argparse.Namespace) -> int:
         chunks = ((c.xyz, c.intensity) for c in iter_chunks(laz))
         bounds = info.bounds
         render_preview(
-            chunks, (bounds[0], bounds[1], bounds[3], bounds[4]), png,
-            overlay=truth, title=f"{scene.name}: intensity and truth", crs_label=crs_label(info.crs),
+            chunks,
+            (bounds[0], bounds[1], bounds[3], bounds[4]),
+            png,
+            overlay=truth,
+            title=f"{scene.name}: intensity and truth",
+            crs_label=crs_label(info.crs),
         )
         outputs.append((f"preview of {scene.name}", png))
 
@@ -83,11 +89,13 @@ def run(args: argparse.Namespace) -> int:
         if changes.is_file():
             console.print(f"   [bold]changes injected in {scene.name}[/]:")
             for record in json.loads(changes.read_text()):
-                console.print(f"      {record['change']:<17} {record['layer']:<16} {record['description']}")
+                console.print(
+                    f"      {record['change']:<17} {record['layer']:<16} {record['description']}"
+                )
 
     fresh = out / f"simulated-urban-seed{args.seed}"
     console.print(f"[bold]2. Simulating a fresh urban survey[/] (seed {args.seed}) -> {fresh}")
-    result = simulate("urban", args.seed, fresh, length_m=60.0)
+    result = simulate("urban", args.seed, fresh, length_m=90.0)
     info = read_info(fresh / "survey.laz")
     console.print(f"   {info.point_count:,} points, bounds {_fmt_bounds(info.bounds)}")
     outputs.append(("fresh simulated survey", fresh))

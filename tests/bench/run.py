@@ -84,8 +84,9 @@ def render(results: list[dict], machine: str) -> str:
         "",
         "## Reading a survey",
         "",
-        "`chunked` is `pipeline.survey.iter_chunks` (1M-point chunks, unit conversion and NaN checks "
-        "included); `whole` is a plain `laspy.read` of the file (the decode floor, all in memory).",
+        "`chunked` is `pipeline.survey.iter_chunks` (1M-point chunks, unit conversion and NaN "
+        "checks included); `whole` is a plain `laspy.read` of the file (the decode floor, all in "
+        "memory).",
         "",
         "| survey | points | LAZ MB | read | seconds | M points/s | peak RSS MB |",
         "|---|---:|---:|---|---:|---:|---:|",
