@@ -4,7 +4,7 @@
     >>> measure_chunked_read("survey.laz")  # doctest: +SKIP
     {'points': 30000000, 'seconds': 9.8, 'points_per_s': 3.1e6, 'peak_rss_mb': 160.0, ...}
 
-``peak_rss_mb`` is the child's ``ru_maxrss`` (KiB on Linux) after the read; ``baseline_rss_mb`` is
+``peak_rss_mb`` is the child's peak resident set (``VmHWM``) after the read; ``baseline_rss_mb`` is
 the same figure just after the imports, before reading, so the difference is the reading's own.
 """
 
@@ -20,35 +20,52 @@ __all__ = ["measure_chunked_read", "measure_decode"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# VmHWM is this process's own peak; ru_maxrss would carry the parent's peak across execve.
+_HWM = """
+def hwm_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
 _CHUNKED = """
-import json, resource, sys, time
+import json, sys, time
 from pipeline.survey import iter_chunks
-baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+{hwm}
+baseline = hwm_kib()
 start = time.perf_counter()
 points, z_sum = 0, 0.0
 for chunk in iter_chunks(sys.argv[1], crs=sys.argv[3] or None, chunk_points=int(sys.argv[2])):
     points += len(chunk)
     z_sum += float(chunk.xyz[:, 2].sum())
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm_kib()
 print(json.dumps({"points": points, "seconds": seconds, "checksum": z_sum,
                   "baseline_kib": baseline, "peak_kib": peak}))
 """
 
+_CHUNKED = _CHUNKED.replace("{hwm}", _HWM)
+
 _DECODE = """
-import json, resource, sys, time
+import json, sys, time
 import laspy
 import numpy as np
-baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+{hwm}
+baseline = hwm_kib()
 start = time.perf_counter()
 las = laspy.read(sys.argv[1])
 points = len(las.points)
 z_sum = float(np.asarray(las.z).sum())
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm_kib()
 print(json.dumps({"points": points, "seconds": seconds, "checksum": z_sum,
                   "baseline_kib": baseline, "peak_kib": peak}))
 """
+
+
+_DECODE = _DECODE.replace("{hwm}", _HWM)
 
 
 def measure_chunked_read(

@@ -88,13 +88,15 @@ def render(results: list[dict], machine: str) -> str:
         "checks included); `whole` is a plain `laspy.read` of the file (the decode floor, all in "
         "memory).",
         "",
-        "| survey | points | LAZ MB | read | seconds | M points/s | peak RSS MB |",
-        "|---|---:|---:|---|---:|---:|---:|",
+        "| survey | points | LAZ MB | read | seconds | M points/s | peak RSS MB "
+        "| after imports MB |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r['survey']} | {r['points']:,} | {r['size_mb']:.1f} | {r['mode']} | "
-            f"{r['seconds']:.1f} | {r['points_per_s'] / 1e6:.2f} | {r['peak_rss_mb']:.0f} |"
+            f"{r['seconds']:.1f} | {r['points_per_s'] / 1e6:.2f} | {r['peak_rss_mb']:.0f} | "
+            f"{r['baseline_rss_mb']:.0f} |"
         )
     lines += [
         "",
