@@ -325,7 +325,11 @@ def rotation_matrices(
 def _smooth_walk(
     rng: np.random.Generator, n: int, dt: float, sigma: float, tau_s: float
 ) -> np.ndarray:
-    """A smooth stationary random walk (Gauss-Markov, smoothed) with std ``sigma``."""
+    """A smooth stationary random walk (Gauss-Markov, smoothed) with RMS ``sigma``.
+
+    Scaled by its root mean square about zero, not its standard deviation, so that a constant
+    part (a bias over a short drive) stays within ``sigma`` too.
+    """
     if n == 0 or sigma == 0:
         return np.zeros(n)
     a = math.exp(-dt / tau_s)
@@ -338,8 +342,8 @@ def _smooth_walk(
     width = max(1, round(0.5 / dt))  # ~0.5 s moving average removes the jitter
     kernel = np.ones(width) / width
     x = np.convolve(np.pad(x, (width, width), mode="edge"), kernel, mode="same")[width:-width]
-    std = x.std()
-    return x * (sigma / std) if std > 0 else x
+    rms = math.sqrt(float(np.mean(x * x)))
+    return x * (sigma / rms) if rms > 0 else x
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,8 +31,8 @@ COMMANDS: dict[str, str] = {
     "simulate": "flows.cli.simulate",
     "preview": "flows.cli.preview",
     "demo": "flows.cli.demo",
-    "export": "flows.cli.export",
     "validate": "flows.cli.validate",
+    "score": "flows.cli.score",
 }
 
 EPILOG = """\
