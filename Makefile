@@ -6,6 +6,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= out
+QC_VENV := .venv-qc
+QC_STAMP := $(QC_VENV)/.installed
 
 .PHONY: demo test bench lint format system clean
 
@@ -38,7 +40,13 @@ system:
 demo: $(STAMP)
 	$(BIN)/hdmap demo --out $(OUT)/demo
 
-test: $(STAMP)
+# The ASAM OpenDRIVE checker and pyxodr pin numpy<2: they live in a venv of their own.
+$(QC_STAMP):
+	@test -x $(QC_VENV)/bin/python || $(PYTHON) -m venv $(QC_VENV)
+	$(QC_VENV)/bin/python -m pip install --quiet asam-qc-opendrive pyxodr
+	@touch $(QC_STAMP)
+
+test: $(STAMP) $(QC_STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -36,7 +36,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -44,6 +43,7 @@ from lxml import etree
 from shapely import LineString, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from formats.xmlsafe import MAX_XML_BYTES, parse_xml, safe_parser
 from pipeline.errors import FormatError, HDMapIOError
 from pipeline.files import atomic_path
 from pipeline.model import (
@@ -91,9 +91,8 @@ __all__ = [
 ]
 
 #: Files larger than this are refused before reading (512 MiB).
-DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_BYTES = MAX_XML_BYTES
 _NS = f"{{{NAMESPACE}}}"
-_PROLOG_SCAN_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,37 +408,7 @@ def load_xml(
     ...
     pipeline.errors.FormatError: .../bad.xsmap.xml: not well-formed XML: ...
     """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise HDMapIOError("is a folder, not a local-standard file", path=path)
-    except FileNotFoundError:
-        raise HDMapIOError("no such file", path=path) from None
-    except OSError as exc:
-        raise HDMapIOError(f"cannot open: {exc.strerror}", path=path) from exc
-    if size > max_bytes:
-        raise FormatError(
-            f"file is {size} bytes, more than the reader's limit of {max_bytes} bytes "
-            "(refused before reading)",
-            path=path,
-        )
-    try:
-        with open(path, "rb") as f:
-            head = f.read(_PROLOG_SCAN_BYTES)
-            _refuse_doctype(head, path)
-            f.seek(0)
-            tree = etree.parse(f, _safe_parser())
-    except etree.XMLSyntaxError as exc:
-        if _has_doctype(path):  # e.g. an entity bomb after a long comment: say why
-            raise FormatError(_DOCTYPE_MESSAGE, path=path) from None
-        raise FormatError(f"not well-formed XML: {exc}", path=path) from None
-    except OSError as exc:
-        raise HDMapIOError(f"cannot read: {exc}", path=path) from exc
-    docinfo = tree.docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise FormatError(_DOCTYPE_MESSAGE, path=path)
-    return tree
+    return parse_xml(path, max_bytes=max_bytes, doctype_refusal=_DOCTYPE_MESSAGE)
 
 
 _DOCTYPE_MESSAGE = (
@@ -448,41 +417,10 @@ _DOCTYPE_MESSAGE = (
 )
 
 
-def _refuse_doctype(head: bytes, path: Path) -> None:
-    text = head.replace(b"\x00", b"").upper()  # also catches UTF-16 text
-    if b"<!DOCTYPE" in text or b"<!ENTITY" in text:
-        raise FormatError(_DOCTYPE_MESSAGE, path=path)
-
-
-def _has_doctype(path: Path, limit_bytes: int = 1 << 24) -> bool:
-    """Whether a DOCTYPE appears in the first ``limit_bytes`` (read in chunks)."""
-    tail = b""
-    with open(path, "rb") as f:
-        for _ in range(limit_bytes // 65536):
-            block = f.read(65536)
-            if not block:
-                return False
-            if b"<!DOCTYPE" in (tail + block).upper():
-                return True
-            tail = block[-16:]
-    return False
-
-
-def _safe_parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        huge_tree=False,
-        load_dtd=False,
-        dtd_validation=False,
-        remove_blank_text=True,
-    )
-
-
 @lru_cache(maxsize=1)
 def schema() -> etree.XMLSchema:
     """The exchange format's XSD (``standards/xsd/xsmap-1.0.xsd``), compiled once."""
-    return etree.XMLSchema(etree.parse(str(XSD_PATH), _safe_parser()))
+    return etree.XMLSchema(etree.parse(str(XSD_PATH), safe_parser()))
 
 
 def schema_errors(tree: etree._ElementTree) -> list[tuple[int, str]]:

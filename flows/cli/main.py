@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "flows.cli.simulate",
     "preview": "flows.cli.preview",
     "demo": "flows.cli.demo",
+    "export": "flows.cli.export",
     "validate": "flows.cli.validate",
     "score": "flows.cli.score",
 }

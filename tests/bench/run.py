@@ -71,7 +71,7 @@ def simulated_highway(target_points: float, seed: int = 7) -> Path:
     return survey
 
 
-def render(results: list[dict], machine: str) -> str:
+def render(results: list[dict], machine: str, exports: dict | None = None) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -103,7 +103,37 @@ def render(results: list[dict], machine: str) -> str:
         "Target (foundation issue): chunked-read peak memory for a 30M-point LAZ under 1 GB.",
         "",
     ]
+    if exports:
+        odr, val = exports["opendrive"], exports["validate"]
+        lines += [
+            "## Exporting and validating the map of a 5 km survey",
+            "",
+            f"The truth map of a simulated {odr['length_m'] / 1000:.0f} km highway "
+            f"(seed {odr['seed']}, {odr['lanes']} lanes); the local-standard file holds "
+            f"{val['features']} features.",
+            "",
+            "| step | seconds | result |",
+            "|---|---:|---|",
+            f"| write OpenDRIVE {odr['version']} | {odr['write_s']:.2f} | "
+            f"{odr['bytes'] / 1024:.0f} KiB, {odr['roads']} roads |",
+            f"| read it back | {odr['read_s']:.2f} | "
+            f"max boundary deviation {odr['max_round_trip_m'] * 1000:.1f} mm |",
+            f"| XSD validation | {_secs(odr['xsd_s'])} | {odr['xsd_errors']} errors |",
+            f"| ASAM qc-opendrive | {_secs(odr['checker_s'])} | {odr['checker_errors']} errors, "
+            f"{odr['checker_warnings']} warnings |",
+            f"| `hdmap validate` (local standard) | {val['seconds']:.2f} | "
+            f"{'conforms' if val['conforms'] else 'does not conform'} |",
+            f"| `hdmap validate --truth` | {val['seconds_with_truth']:.2f} | "
+            f"{val['check_points']:,} check points |",
+            "",
+            "Target (local-standard issue): validating the map of a 5 km survey in under 10 s.",
+            "",
+        ]
     return "\n".join(lines)
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,8 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"mode": mode, **figures}), file=sys.stderr)
         results.append({"survey": "simulated highway", "size_mb": size_mb, "mode": mode, **figures})
 
+    from tests.bench.opendrive_bench import measure_opendrive
+    from tests.bench.validate_bench import measure_validation
+
+    exports = {"opendrive": measure_opendrive(5000.0), "validate": measure_validation(5000.0)}
+    print(json.dumps(exports, default=str), file=sys.stderr)
+
     with atomic_path(args.out) as tmp:
-        tmp.write_text(render(results, machine_description()))
+        tmp.write_text(render(results, machine_description(), exports))
     print(f"wrote {args.out}")
     return 0
 
