@@ -31,7 +31,9 @@ __all__ = [
     "LOCAL_CRS_WKT",
     "MetricCRS",
     "crs_label",
+    "height_datum",
     "local_crs",
+    "map_crs",
     "metric_crs",
     "resolve_crs",
 ]
@@ -184,6 +186,36 @@ def _parse_override(override: str, path: str | os.PathLike[str]) -> pyproj.CRS:
         raise CRSError(
             f"--crs {override!r} is not a CRS pyproj understands ({first_line})", path=path
         ) from None
+
+
+def map_crs(crs: pyproj.CRS) -> str:
+    """The horizontal part of ``crs`` as a :class:`~pipeline.model.MapModel` CRS string.
+
+    ``"EPSG:n"`` when the horizontal CRS has an EPSG code, its WKT otherwise; the height datum
+    goes in the model's ``height_datum`` (see :func:`height_datum`).
+
+    >>> map_crs(pyproj.CRS("EPSG:4549+5737"))
+    'EPSG:4549'
+    """
+    horizontal = _horizontal(crs)
+    code = horizontal.to_epsg()
+    return f"EPSG:{code}" if code is not None else horizontal.to_wkt()
+
+
+def height_datum(crs: pyproj.CRS) -> str:
+    """The name of the vertical CRS of a compound ``crs``, or ``"unknown"`` when it has none.
+
+    >>> height_datum(pyproj.CRS("EPSG:4549+5737"))
+    'Yellow Sea 1985 height'
+    >>> height_datum(pyproj.CRS("EPSG:4549"))
+    'unknown'
+    """
+    if crs.is_bound and crs.source_crs is not None:
+        crs = crs.source_crs
+    for sub in crs.sub_crs_list if crs.is_compound else ():
+        if sub.is_vertical:
+            return sub.name
+    return "unknown"
 
 
 def _horizontal(crs: pyproj.CRS) -> pyproj.CRS:

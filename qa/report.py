@@ -19,6 +19,7 @@ import base64
 import html
 import io
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +85,12 @@ def _cell(value: object) -> str:
     return "" if value is None else html.escape(str(value))
 
 
-def render_html(report: ValidationReport) -> str:
-    """The report as one self-contained HTML page (UTF-8)."""
+def render_html(report: ValidationReport, notes: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The report as one self-contained HTML page (UTF-8).
+
+    ``notes`` adds one section per key (its title) listing the lines given, e.g. what an
+    exporter could not hold.
+    """
     stamp = report.stamp
     result = "conforms" if report.conforms else "does not conform"
     rows = []
@@ -138,12 +143,25 @@ Result: <strong>{result}</strong> ({len(report.errors)} errors, {len(report.warn
 {figure}
 <h2>Findings</h2>
 {table}
+{_notes_html(notes or {})}
 </body></html>
 """
 
 
-def write_html_report(report: ValidationReport, path: str | os.PathLike[str]) -> None:
-    """Write the HTML report to ``path`` atomically."""
-    text = render_html(report)
+def _notes_html(notes: Mapping[str, Sequence[str]]) -> str:
+    parts = []
+    for title, lines in notes.items():
+        items = "".join(f"<li>{_cell(line)}</li>" for line in lines) or "<li>none</li>"
+        parts.append(f"<h2>{_cell(title)}</h2><ul>{items}</ul>")
+    return "\n".join(parts)
+
+
+def write_html_report(
+    report: ValidationReport,
+    path: str | os.PathLike[str],
+    notes: Mapping[str, Sequence[str]] | None = None,
+) -> None:
+    """Write the HTML report to ``path`` atomically (``notes`` as in :func:`render_html`)."""
+    text = render_html(report, notes)
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(text, encoding="utf-8")

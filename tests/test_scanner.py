@@ -155,7 +155,8 @@ def test_laz_header_fields_and_crs(quiet_scan) -> None:
     las = laspy.read(path)
     assert las.header.version == laspy.header.Version(1, 4)
     assert las.header.point_format.id == 6
-    assert las.header.parse_crs().to_epsg() == 4549
+    crs = las.header.parse_crs()
+    assert crs.is_compound and [c.to_epsg() for c in crs.sub_crs_list] == [4549, 5737]
     assert len(las.points) == result.points
     assert np.all(las.classification == 0)
     assert np.all(las.return_number == 1) and np.all(las.number_of_returns == 1)

@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pyproj
 import pytest
 import shapely
 from matplotlib.tri import LinearTriInterpolator, Triangulation
@@ -15,7 +16,7 @@ from shapely import LineString, Polygon
 from data_samples.simulator import apply_changes, build_scene
 from data_samples.simulator.meshes import is_closed
 from data_samples.simulator.scene import MATERIALS
-from data_samples.simulator.scenes import road_frame
+from data_samples.simulator.scenes import HEIGHT_DATUM, road_frame
 from pipeline.model import Color, Direction, MarkingKind, SignShape
 
 # seeds chosen to cover both medians (double yellow / barrier, concrete / guardrail),
@@ -58,7 +59,7 @@ def local(geometry, scene) -> np.ndarray:
 
 def test_scene_basics(scene):
     assert scene.crs == "EPSG:4549" and scene.truth.crs == "EPSG:4549"
-    assert "CGCS2000" in scene.truth.height_datum
+    assert scene.truth.height_datum == HEIGHT_DATUM == pyproj.CRS("EPSG:5737").name
     lon, lat = Transformer.from_crs("EPSG:4549", "EPSG:4326", always_xy=True).transform(
         *scene.origin[:2]
     )

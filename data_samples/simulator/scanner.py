@@ -574,7 +574,7 @@ def _las_header(scene: Scene, gps_time_start: float) -> laspy.LasHeader:
     header = laspy.LasHeader(point_format=6, version="1.4")
     header.scales = np.array([0.001, 0.001, 0.001])
     header.offsets = np.round(np.asarray(scene.origin, dtype=np.float64))
-    header.add_crs(pyproj.CRS(scene.crs))
+    header.add_crs(pyproj.CRS(f"{scene.crs}+{scene.vertical_crs.removeprefix('EPSG:')}"))
     header.system_identifier = "hdmap simulated MLS"
     header.generating_software = "hdmap data_samples.simulator"
     # a fixed, seed-free date keeps the file byte-identical from day to day

@@ -110,3 +110,4 @@ class Scene:
     truth: MapModel
     speed_mps: float = 8.0
     metadata: dict = field(default_factory=dict)  # scene parameters, for the record
+    vertical_crs: str = "EPSG:5737"  # heights: Yellow Sea 1985 (1985 National Height Datum)

@@ -81,7 +81,7 @@ DEFAULT_LENGTH_M: dict[str, float] = {"urban": 120.0, "arterial": 220.0, "highwa
 MIN_LENGTH_M: dict[str, float] = {"urban": 90.0, "arterial": 90.0, "highway": 60.0}
 SPEED_MPS: dict[str, float] = {"urban": 7.0, "arterial": 9.0, "highway": 15.0}
 CRS = "EPSG:4549"
-HEIGHT_DATUM = "CGCS2000 height (assumed; simulated)"
+HEIGHT_DATUM = "Yellow Sea 1985 height"  # EPSG:5737, the 1985 National Height Datum
 BASE_LON_LAT = (120.36, 31.59)  # Xishan district, Wuxi
 
 LINE_W = 0.15  # lane-line width, m

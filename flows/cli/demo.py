@@ -2,7 +2,9 @@
 
 At this stage of the project the demo reads every committed sample survey (header, density,
 trajectory, orthophoto, truth), renders a preview of each with its truth overlaid, lists the
-injected changes of the changed variant, and simulates one fresh survey to show the simulator.
+injected changes of the changed variant, builds the map of the urban sample (GeoPackage,
+OpenDRIVE, the local-standard file, QA reports), scores it against the truth, and simulates one
+fresh survey to show the simulator.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 from rich.console import Console
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data_samples" / "scenes"
+
+SCORED_LAYERS = ("lane_boundaries", "lanes", "stop_lines", "crosswalks", "road_arrows")
 
 EPILOG = """\
 example:
@@ -40,12 +44,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from data_samples.simulator.simulate import simulate
+    from flows.products import write_products
     from formats.gpkg import read_gpkg
     from pipeline.crs import crs_label
+    from pipeline.extract import extract_map
     from pipeline.ortho import read_ortho
     from pipeline.survey import iter_chunks, read_info, scan_survey
     from pipeline.trajectory import read_trajectory
     from qa.preview import render_preview
+    from qa.score import format_table, score_maps
 
     console = Console(highlight=False, soft_wrap=True)
     started = time.perf_counter()
@@ -93,8 +100,33 @@ def run(args: argparse.Namespace) -> int:
                     f"      {record['change']:<17} {record['layer']:<16} {record['description']}"
                 )
 
+    sample = args.samples / "urban"
+    built = out / "build-urban"
+    console.print(f"[bold]2. Building the map of the urban sample[/] -> {built}")
+    info = read_info(sample / "survey.laz")
+    b = info.bounds
+    result = extract_map(
+        [sample / "survey.laz"],
+        trajectory=sample / "trajectory.csv",
+        ortho=read_ortho(sample / "ortho.tif", dst_crs=info.crs, bounds=(b[0], b[1], b[3], b[4])),
+    )
+    products = write_products(result.model, built)
+    counts = ", ".join(f"{n} {k}" for k, n in result.model.counts().items() if n)
+    stamp = products.validation.stamp
+    console.print(f"   extracted {counts or 'nothing'}")
+    console.print(
+        f"   local standard: {stamp['result']} ({stamp['errors']} errors, "
+        f"{stamp['warnings']} warnings)"
+    )
+    for key, path in products.paths.items():
+        outputs.append((f"build: {key}", path))
+    console.print("   scored against the truth (layers the extraction covers so far):")
+    report = score_maps(read_gpkg(sample / "truth.gpkg"), result.model, layers=SCORED_LAYERS)
+    for line in format_table(report).splitlines():
+        console.print(f"   {line}", markup=False)
+
     fresh = out / f"simulated-urban-seed{args.seed}"
-    console.print(f"[bold]2. Simulating a fresh urban survey[/] (seed {args.seed}) -> {fresh}")
+    console.print(f"[bold]3. Simulating a fresh urban survey[/] (seed {args.seed}) -> {fresh}")
     result = simulate("urban", args.seed, fresh, length_m=90.0)
     info = read_info(fresh / "survey.laz")
     console.print(f"   {info.point_count:,} points, bounds {_fmt_bounds(info.bounds)}")

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "demo": "flows.cli.demo",
     "export": "flows.cli.export",
     "validate": "flows.cli.validate",
+    "build": "flows.cli.build",
     "score": "flows.cli.score",
 }
 
