@@ -36,7 +36,7 @@ from typing import Any
 from data_samples.simulator.scanner import ScannerParams
 from pipeline.files import atomic_path
 from pipeline.model import MapModel
-from qa.score import LinearScore, PointScore, PolygonScore, ScoreReport, score_maps
+from qa.score import ScoreReport, score_maps, score_tables
 
 __all__ = [
     "DEFAULT_SEEDS",
@@ -367,54 +367,8 @@ def _md(header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int 
 def markdown_tables(report: ScoreReport) -> list[str]:
     """The report as Markdown tables, one per layer type (``-`` = undefined)."""
     out: list[str] = []
-    linear = [s for s in report.scores if isinstance(s, LinearScore)]
-    if linear:
-        head = ["layer", "truth", "pred", "truth m", "pred m"]
-        for b in report.line_buffers_m:
-            head += [f"C@{b:.2f}", f"K@{b:.2f}", f"F1@{b:.2f}"]
-        head += ["RMS m", "kind", "colour", "other"]
-        rows = []
-        for s in linear:
-            row = [s.layer, _f(s.truth_count), _f(s.pred_count)]
-            row += [_f(s.truth_length_m, 1), _f(s.pred_length_m, 1)]
-            for b in s.buffers:
-                row += [_f(b.completeness), _f(b.correctness), _f(b.f1)]
-            row += [_f(s.rms_offset_m), _f(s.kind_accuracy), _f(s.color_accuracy)]
-            other = []
-            if s.layer == "road_edges":
-                other.append(f"curb height RMS {_f(s.curb_height_rms_m)} m")
-            if s.layer == "lanes":
-                other.append(f"width RMS {_f(s.width_rms_m)} m")
-                other.append(
-                    f"edges P {_f(s.edge_precision)} R {_f(s.edge_recall)} "
-                    f"({_f(s.pred_edges)} pred / {_f(s.truth_edges)} truth)"
-                )
-            if s.layer == "lane_boundaries" and s.color_unknown_share:
-                other.append(f"colour unknown on {_f(s.color_unknown_share)}")
-            rows.append([*row, "; ".join(other) or "-"])
-        out += [*_md(head, rows), ""]
-    points = [s for s in report.scores if isinstance(s, PointScore)]
-    if points:
-        head = ["layer", "truth", "pred", "matched", "radius m", "precision", "recall", "F1"]
-        head += ["RMSE 2D m", "RMSE 3D m", "height RMS m", "shape", "class", "kind"]
-        rows = [
-            [
-                s.layer, _f(s.truth_count), _f(s.pred_count), _f(s.matched),
-                _f(s.match_radius_m, 2), _f(s.precision), _f(s.recall), _f(s.f1),
-                _f(s.rmse_2d_m), _f(s.rmse_3d_m), _f(s.height_rms_m), _f(s.shape_accuracy),
-                _f(s.class_accuracy), _f(s.kind_accuracy),
-            ]
-            for s in points
-        ]  # fmt: skip
-        out += [*_md(head, rows), ""]
-    polygons = [s for s in report.scores if isinstance(s, PolygonScore)]
-    if polygons:
-        head = ["layer", "truth", "pred", "IoU of unions", "mean best IoU"]
-        rows = [
-            [s.layer, _f(s.truth_count), _f(s.pred_count), _f(s.iou_union), _f(s.mean_best_iou)]
-            for s in polygons
-        ]
-        out += [*_md(head, rows), ""]
+    for table in score_tables(report):
+        out += [*_md(table.head, table.rows), *table.notes, ""]
     return out
 
 

@@ -68,10 +68,12 @@ __all__ = [
     "PointScore",
     "PolygonScore",
     "ScoreReport",
+    "ScoreTable",
     "format_table",
     "match_points",
     "same_crs",
     "score_maps",
+    "score_tables",
     "write_json_report",
 ]
 
@@ -704,17 +706,22 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
 
 
-def format_table(report: ScoreReport) -> str:
-    """The report as plain-text tables (one per layer type); ``-`` marks an undefined value.
+@dataclass(frozen=True, slots=True)
+class ScoreTable:
+    """One table of a report: a title, column heads, rows of formatted cells and notes."""
 
-    >>> from tests.common import sample_model
-    >>> text = format_table(score_maps(sample_model(), sample_model(), layers=["poles"]))
-    >>> text.splitlines()[3].split()[:8]
-    ['poles', '2', '2', '2', '0.50', '1.000', '1.000', '1.000']
-    >>> text.splitlines()[3].split()[-3:]  # signs' shape and class, arrows' kind: not poles'
-    ['-', '-', '-']
+    title: str
+    head: list[str]
+    rows: list[list[str]]
+    notes: tuple[str, ...] = ()
+
+
+def score_tables(report: ScoreReport) -> list[ScoreTable]:
+    """The report as tables, one per layer type; ``-`` marks an undefined value.
+
+    :func:`format_table` renders them as text, the accuracy record as Markdown.
     """
-    out: list[str] = []
+    tables: list[ScoreTable] = []
     linear = [s for s in report.scores if isinstance(s, LinearScore)]
     if linear:
         head = ["layer", "truth", "pred", "truth m", "pred m"]
@@ -740,54 +747,58 @@ def format_table(report: ScoreReport) -> str:
             if s.layer == "lane_boundaries" and s.color_unknown_share:
                 other.append(f"colour unknown on {_fmt(s.color_unknown_share)} of matched length")
             rows.append([*row, "; ".join(other) or "-"])
-        out += ["Linear layers (length-based; C completeness, K correctness, F1 at each buffer m)"]
-        out += _table(head, rows)
+        notes = ()
         if any(s.layer in ("lane_boundaries", "road_edges") for s in linear):
-            out.append(
+            notes = (
                 "kind/colour: length-weighted on matched pred length; a pred colour 'unknown' "
                 "counts as wrong, a truth colour 'unknown' is not judged; virtual boundaries "
-                "left out"
+                "left out",
             )
-        out.append("")
+        title = "Linear layers (length-based; C completeness, K correctness, F1 at each buffer m)"
+        tables.append(ScoreTable(title, head, rows, notes))
     points = [s for s in report.scores if isinstance(s, PointScore)]
     if points:
         head = ["layer", "truth", "pred", "matched", "radius m", "precision", "recall", "F1"]
         head += ["RMSE 2D m", "RMSE 3D m", "height RMS m", "shape", "class", "kind"]
         rows = [
             [
-                s.layer,
-                _fmt(s.truth_count),
-                _fmt(s.pred_count),
-                _fmt(s.matched),
-                _fmt(s.match_radius_m, 2),
-                _fmt(s.precision),
-                _fmt(s.recall),
-                _fmt(s.f1),
-                _fmt(s.rmse_2d_m),
-                _fmt(s.rmse_3d_m),
-                _fmt(s.height_rms_m),
-                _fmt(s.shape_accuracy),
-                _fmt(s.class_accuracy),
-                _fmt(s.kind_accuracy),
+                s.layer, _fmt(s.truth_count), _fmt(s.pred_count), _fmt(s.matched),
+                _fmt(s.match_radius_m, 2), _fmt(s.precision), _fmt(s.recall), _fmt(s.f1),
+                _fmt(s.rmse_2d_m), _fmt(s.rmse_3d_m), _fmt(s.height_rms_m),
+                _fmt(s.shape_accuracy), _fmt(s.class_accuracy), _fmt(s.kind_accuracy),
             ]
             for s in points
-        ]
-        out += ["Point layers (one-to-one matching; arrows by centroid)", *_table(head, rows), ""]
+        ]  # fmt: skip
+        tables.append(
+            ScoreTable("Point layers (one-to-one matching; arrows by centroid)", head, rows)
+        )
     polygons = [s for s in report.scores if isinstance(s, PolygonScore)]
     if polygons:
         head = ["layer", "truth", "pred", "IoU of unions", "mean best IoU", "worst best IoU"]
         rows = [
             [
-                s.layer,
-                _fmt(s.truth_count),
-                _fmt(s.pred_count),
-                _fmt(s.iou_union),
-                _fmt(s.mean_best_iou),
-                _fmt(min(s.best_iou) if s.best_iou else None),
+                s.layer, _fmt(s.truth_count), _fmt(s.pred_count), _fmt(s.iou_union),
+                _fmt(s.mean_best_iou), _fmt(min(s.best_iou) if s.best_iou else None),
             ]
             for s in polygons
-        ]
-        out += ["Polygon layers", *_table(head, rows), ""]
+        ]  # fmt: skip
+        tables.append(ScoreTable("Polygon layers", head, rows))
+    return tables
+
+
+def format_table(report: ScoreReport) -> str:
+    """The report as plain-text tables (one per layer type); ``-`` marks an undefined value.
+
+    >>> from tests.common import sample_model
+    >>> text = format_table(score_maps(sample_model(), sample_model(), layers=["poles"]))
+    >>> text.splitlines()[3].split()[:8]
+    ['poles', '2', '2', '2', '0.50', '1.000', '1.000', '1.000']
+    >>> text.splitlines()[3].split()[-3:]  # signs' shape and class, arrows' kind: not poles'
+    ['-', '-', '-']
+    """
+    out: list[str] = []
+    for table in score_tables(report):
+        out += [table.title, *_table(table.head, table.rows), *table.notes, ""]
     return "\n".join(out).rstrip("\n")
 
 

@@ -34,7 +34,6 @@ from formats.localstd import (
     LocalStdDocument,
     document_from_tree,
     load_xml,
-    read_localstd,
     schema_errors,
     write_localstd,
 )
@@ -134,15 +133,13 @@ def validation_stamp(
 
 
 def read_truth(path: str | os.PathLike[str]) -> MapModel:
-    """A truth map: a GeoPackage (``.gpkg``) or a local-standard file.
+    """A truth map in any format :func:`formats.read_map` reads.
 
     Raises :class:`~pipeline.errors.HDMapError` subclasses when it cannot be read.
     """
-    if str(path).lower().endswith(".gpkg"):
-        from formats.gpkg import read_gpkg
+    from formats import read_map
 
-        return read_gpkg(path)
-    return read_localstd(path)
+    return read_map(path)
 
 
 def validate_file(

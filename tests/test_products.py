@@ -65,3 +65,22 @@ def test_a_map_without_lanes_still_gets_its_other_products(tmp_path: Path) -> No
     assert any("map.xodr not written" in w for w in products.export_warnings["opendrive"])
     assert products.validation.conforms
     assert read_gpkg(products.paths["gpkg"]).is_empty
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scene", ["urban", "arterial", "highway"])
+def test_every_committed_sample_builds_to_a_conforming_map(scene: str, tmp_path: Path) -> None:
+    from flows.cli.main import main
+
+    folder = SAMPLES / scene
+    if not folder.is_dir():
+        pytest.skip("committed samples are absent")
+    args = ["build", str(folder / "survey.laz"), "--out", str(tmp_path)]
+    args += ["--trajectory", str(folder / "trajectory.csv"), "--ortho", str(folder / "ortho.tif")]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "qa" / "report.json").read_text())
+    assert report["validation"]["errors"] == 0, report["validation"]["findings"]
+    assert report["validation"]["stamp"]["result"] == "conforms"
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["validation_stamp"] == report["validation"]["stamp"]
+    assert read_localstd(tmp_path / "map.xsmap.xml").height_datum == "Yellow Sea 1985 height"

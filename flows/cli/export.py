@@ -7,30 +7,18 @@ Readers are chosen by file name (:data:`READERS`: suffix -> "module:function"); 
 from __future__ import annotations
 
 import argparse
-import importlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 __all__ = ["READERS", "WRITERS", "add_parser", "read_map", "run"]
 
-#: file-name suffix -> "module:function" reading it into a MapModel (longest suffix wins)
-READERS: dict[str, str] = {
-    ".gpkg": "formats.gpkg:read_gpkg",
-    ".xodr": "formats.opendrive:read_opendrive",
-    ".xsmap.xml": "formats.localstd:read_localstd",
-}
-
-#: --format name -> "module:function" writing a MapModel; it may return a list of warnings
-WRITERS: dict[str, str] = {
-    "opendrive": "formats.opendrive:write_opendrive",
-}
+from formats import READERS, WRITERS, load, read_map
 
 EPILOG = """\
 examples:
   hdmap export --format opendrive truth.gpkg -o map.xodr
   hdmap export --format opendrive --version 1.8 map.gpkg -o map18.xodr
   hdmap export --format opendrive other_vendor.xodr -o rewritten.xodr
+  hdmap export --format localstd features.gpkg -o map.xsmap.xml
 
 MAP may be a GeoPackage (.gpkg), an OpenDRIVE file (.xodr) or a local-standard file (.xsmap.xml).
 What the output format cannot hold is listed as warnings on stderr.
@@ -53,30 +41,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         dest="format_version",
         default="1.7",
         choices=("1.7", "1.8"),
-        help="OpenDRIVE version to write (default 1.7)",
+        help="OpenDRIVE version to write (default 1.7; other formats have one version)",
     )
     parser.add_argument(
         "-o", "--output", required=True, type=Path, metavar="FILE", help="output file"
     )
     parser.set_defaults(run=run)
     return parser
-
-
-def _load(spec: str) -> Callable[..., Any]:
-    module, name = spec.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def read_map(path: Path):
-    """Read ``path`` with the reader its name calls for (see :data:`READERS`)."""
-    from pipeline.errors import FormatError
-
-    name = path.name.lower()
-    for suffix in sorted(READERS, key=len, reverse=True):
-        if name.endswith(suffix):
-            return _load(READERS[suffix])(path)
-    known = ", ".join(sorted(READERS))
-    raise FormatError(f"unknown map format (known: {known})", path=path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,11 +58,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.map.exists():
         raise HDMapIOError("no such file", path=args.map)
     model = read_map(args.map)
-    writer = _load(WRITERS[args.format])
-    warnings = writer(model, args.output, version=args.format_version) or []
+    writer = load(WRITERS[args.format])
+    options = {"version": args.format_version} if args.format == "opendrive" else {}
+    warnings = writer(model, args.output, **options) or []
     for line in warnings:
         print(f"hdmap export: warning: {line}", file=sys.stderr)
     counts = ", ".join(f"{v} {k}" for k, v in model.counts().items() if v)
-    what = f"{args.format} {args.format_version}"
+    what = f"{args.format} {args.format_version}" if options else args.format
     print(f"wrote {args.output} ({what}) from {args.map}: {counts or 'empty map'}")
     return 0

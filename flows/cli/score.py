@@ -7,19 +7,12 @@ more line there.
 from __future__ import annotations
 
 import argparse
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 __all__ = ["LAYERS", "READERS", "add_parser", "read_map", "run"]
 
-#: file-name suffix -> "module:function" reading it into a MapModel (longest suffix wins)
-READERS: dict[str, str] = {
-    ".gpkg": "formats.gpkg:read_gpkg",
-    ".xsmap.xml": "formats.localstd:read_localstd",
-    ".json": "formats.argoverse:read_argoverse_map",  # an Argoverse 2 log_map_archive_*.json
-}
+from formats import READERS, read_map
 
 #: qa.score.SCORED_LAYERS, repeated here so that 'hdmap --help' loads no numeric library
 LAYERS = (
@@ -70,25 +63,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.set_defaults(run=run)
     return parser
-
-
-def _load(spec: str) -> Callable[..., Any]:
-    module, function = spec.split(":")
-    return getattr(importlib.import_module(module), function)
-
-
-def read_map(path: Path) -> Any:
-    """Read a map with the reader its file name calls for (:data:`READERS`).
-
-    Raises :class:`~pipeline.errors.FormatError` for a name no reader takes.
-    """
-    from pipeline.errors import FormatError
-
-    name = path.name.lower()
-    for suffix in sorted(READERS, key=len, reverse=True):
-        if name.endswith(suffix):
-            return _load(READERS[suffix])(path)
-    raise FormatError(f"unknown map format; expected one of {', '.join(READERS)}", path=path)
 
 
 def _region(text: str) -> Any:
