@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from formats.gpkg import write_gpkg
 from formats.opendrive import write_opendrive
-from pipeline.files import atomic_path
+from pipeline.files import write_json
 from pipeline.model import MapModel
 from qa.report import write_html_report
 from qa.validate import ValidationReport, write_validated
@@ -84,6 +83,5 @@ def write_products(
         "export_warnings": export_warnings,
         "feature_counts": model.counts(),
     }
-    with atomic_path(paths["qa_json"]) as tmp:
-        tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_json(paths["qa_json"], document)
     return Products(paths=paths, validation=validation, export_warnings=export_warnings)

@@ -1,15 +1,16 @@
-"""File helpers shared by every writer: atomic output and content checksums."""
+"""File helpers shared by every writer: atomic output, JSON documents and content checksums."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "sha256_file"]
+__all__ = ["atomic_path", "sha256_file", "write_json"]
 
 
 @contextlib.contextmanager
@@ -49,3 +50,21 @@ def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str
         while block := f.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_json(
+    path: str | os.PathLike[str], document: object, *, sort_keys: bool = False, default=str
+) -> None:
+    """Write ``document`` as indented UTF-8 JSON to ``path``, atomically.
+
+    Values JSON cannot hold go through ``default`` (``str`` unless told otherwise).
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.json"
+    >>> write_json(target, {"名": 1})
+    >>> target.read_text(encoding="utf-8")
+    '{\\n  "名": 1\\n}\\n'
+    """
+    text = json.dumps(document, indent=2, ensure_ascii=False, sort_keys=sort_keys, default=default)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")

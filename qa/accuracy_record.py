@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from data_samples.simulator.scanner import ScannerParams
-from pipeline.files import atomic_path
+from pipeline.files import atomic_path, write_json
 from pipeline.model import MapModel
 from qa.score import ScoreReport, score_maps, score_tables
 
@@ -593,8 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             {"kind": r.kind, "seed": r.seed, "variant": r.variant, "report": r.report.to_dict()}
             for r in [*runs, *degraded]
         ]
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        write_json(args.json, data)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -40,7 +40,6 @@ True
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -55,7 +54,7 @@ from shapely import LineString, Point
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import CRSError
-from pipeline.files import atomic_path
+from pipeline.files import write_json
 from pipeline.model import Feature, MapModel, MarkingKind, RoadEdgeKind
 
 __all__ = [
@@ -804,5 +803,4 @@ def format_table(report: ScoreReport) -> str:
 
 def write_json_report(report: ScoreReport, path: str | os.PathLike[str]) -> None:
     """Write :meth:`ScoreReport.to_dict` as indented JSON, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    write_json(path, report.to_dict())

@@ -22,11 +22,9 @@ version, date, result) that ``hdmap build`` embeds in the product.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from formats.localstd import (
@@ -38,7 +36,7 @@ from formats.localstd import (
     write_localstd,
 )
 from pipeline.errors import FormatError
-from pipeline.files import atomic_path
+from pipeline.files import write_json
 from pipeline.model import MapModel
 from qa.rules import SCHEMA_RULE, Context, Finding, run_rules
 from standards import STANDARD_NUMBER, rule_catalogue
@@ -200,9 +198,7 @@ def validate_file(
 
 def write_json_report(report: ValidationReport, path: str | os.PathLike[str]) -> None:
     """Write the JSON report (UTF-8, indented), atomically."""
-    text = json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n"
-    with atomic_path(Path(path)) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    write_json(path, report.to_dict())
 
 
 def write_validated(

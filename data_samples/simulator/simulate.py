@@ -19,7 +19,6 @@ byte-identical files.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import Any
 from data_samples.simulator.orthophoto import OrthoResult, render_ortho
 from data_samples.simulator.scanner import ScannerParams, ScanResult, scan_scene
 from data_samples.simulator.scene import Scene
-from pipeline.files import atomic_path
+from pipeline.files import write_json
 
 __all__ = [
     "SIMULATION_FILES",
@@ -208,8 +207,7 @@ def _truth_layers(scene: Scene) -> list[str]:
 
 
 def _write_json(path: Path, value: Any) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_json(path, value, sort_keys=True, default=_json_default)
     return path
 
 

@@ -81,12 +81,11 @@ def build_manifest(
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import sys
 
     from flows.products import write_products
     from pipeline.extract import extract_map
-    from pipeline.files import atomic_path
+    from pipeline.files import write_json
     from pipeline.ortho import read_ortho
     from pipeline.survey import read_info, survey_files
 
@@ -101,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     products = write_products(result.model, out)
     manifest = build_manifest(files, args.trajectory, args.ortho, result, products)
-    with atomic_path(out / "manifest.json") as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    write_json(out / "manifest.json", manifest, sort_keys=True)
     for warning in result.warnings:
         print(f"hdmap build: warning: {warning}", file=sys.stderr)
     counts = ", ".join(f"{v} {k}" for k, v in result.model.counts().items() if v)
