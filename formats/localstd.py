@@ -3,7 +3,10 @@
 An XML encoding of the canonical :class:`~pipeline.model.MapModel`, valid against
 ``standards/xsd/xsmap-1.0.xsd``: a header (name, CRS, height datum, accuracy grade, optional tile
 ID and validation stamp) and one container per layer, in the order of
-:data:`pipeline.model.LAYERS`. :data:`LAYER_ENCODINGS` lists every element and attribute.
+:data:`pipeline.model.LAYERS`. :data:`LAYER_ENCODINGS` lists every element and attribute. A tile
+file (clause 5.3) may end with ``crossingFeatures``, references to features owned by other tiles
+that cross this one, ``<ref layer="laneBoundaries" id=".."/>`` (the layer's container element);
+they are read into :attr:`LocalStdDocument.crossing`.
 
 - Every model field is written, so ``read_localstd(write_localstd(m)) == m`` exactly: floats are
   written with ``repr`` (shortest text that round-trips bit for bit), ``None`` is an absent
@@ -32,18 +35,19 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
+import shapely
 from lxml import etree
 from shapely import LineString, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from formats.xmlsafe import MAX_XML_BYTES, parse_xml, safe_parser
+from formats.xmlsafe import MAX_XML_BYTES, parse_xml, parse_xml_bytes, safe_parser
 from pipeline.errors import FormatError, HDMapIOError
 from pipeline.files import atomic_path
 from pipeline.model import (
@@ -83,7 +87,9 @@ __all__ = [
     "model_from_document",
     "raw_geometry",
     "read_document",
+    "read_document_bytes",
     "read_localstd",
+    "read_localstd_bytes",
     "schema",
     "schema_errors",
     "to_xml_bytes",
@@ -222,6 +228,8 @@ LAYER_ENCODINGS: tuple[LayerEncoding, ...] = (
     ),
 )
 _BY_ELEMENT = {e.element: e for e in LAYER_ENCODINGS}
+_CONTAINER_OF_LAYER = {e.layer: e.container for e in LAYER_ENCODINGS}
+_LAYER_OF_CONTAINER = {e.container: e.layer for e in LAYER_ENCODINGS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,11 +267,16 @@ class RawFeature:
 
 @dataclass(frozen=True, slots=True)
 class LocalStdDocument:
-    """A parsed file: its path, header and raw features in file order."""
+    """A parsed file: its path, header and raw features in file order.
+
+    ``crossing`` holds a tile file's references to features of other tiles crossing it, as
+    ``(layer, feature id)`` with the model's layer names (``"lanes"``), in file order.
+    """
 
     path: str
     header: Header
     features: tuple[RawFeature, ...]
+    crossing: tuple[tuple[str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------------------- writing
@@ -318,10 +331,18 @@ def to_xml_bytes(
     tile_id: int | None = None,
     map_version: int | None = None,
     stamp: Mapping[str, Any] | None = None,
+    crossing: Iterable[tuple[str, str]] = (),
 ) -> bytes:
     """The file's bytes for ``model`` (UTF-8 XML with a declaration), see :func:`write_localstd`.
 
+    ``crossing`` lists ``(layer, feature id)`` of features owned by other tiles that cross this
+    tile (layer names as in :data:`pipeline.model.LAYERS`); they are written in the given order
+    in a final ``crossingFeatures`` element, which is left out when there are none.
+
     >>> b"<lanes/>" in to_xml_bytes(MapModel("EPSG:4549"))
+    True
+    >>> b'<ref layer="poles" id="pole-1"/>' in to_xml_bytes(
+    ...     MapModel("EPSG:4549"), tile_id=545554681, crossing=[("poles", "pole-1")])
     True
     """
     root = etree.Element(_NS + "xsmap", nsmap={None: NAMESPACE})
@@ -343,6 +364,15 @@ def to_xml_bytes(
         container = etree.SubElement(root, _NS + encoding.container)
         for feature in model.layer(encoding.layer):
             _write_feature(container, encoding, feature)
+    crossing = tuple(crossing)
+    if crossing:
+        element = etree.SubElement(root, _NS + "crossingFeatures")
+        for layer, fid in crossing:
+            if layer not in _CONTAINER_OF_LAYER:
+                raise ValueError(f"crossing reference {fid!r}: no layer {layer!r}")
+            ref = etree.SubElement(element, _NS + "ref")
+            ref.set("layer", _CONTAINER_OF_LAYER[layer])
+            ref.set("id", fid)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
@@ -360,7 +390,10 @@ def _numbers(values: Sequence[float]) -> str:
 
 
 def _coords(geometry: BaseGeometry) -> str:
-    return " ".join(_number(v) for xyz in geometry.coords for v in xyz)
+    values = shapely.get_coordinates(geometry, include_z=True).ravel().tolist()
+    if all(map(math.isfinite, values)):  # always, for model geometries: the fast path
+        return " ".join(map(repr, values))
+    return _numbers(values)
 
 
 def _write_feature(container: etree._Element, encoding: LayerEncoding, feature: Feature) -> None:
@@ -438,7 +471,10 @@ def read_document(
 
     Raises :class:`~pipeline.errors.FormatError` at the first schema violation.
     """
-    tree = load_xml(path, max_bytes=max_bytes)
+    return _valid_document(load_xml(path, max_bytes=max_bytes), path)
+
+
+def _valid_document(tree: etree._ElementTree, path: str | os.PathLike[str]) -> LocalStdDocument:
     errors = schema_errors(tree)
     if errors:
         line, message = errors[0]
@@ -456,6 +492,33 @@ def read_localstd(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_
     The accuracy grade, tile ID and stamp are in :func:`read_document`'s header.
     """
     return model_from_document(read_document(path, max_bytes=max_bytes))
+
+
+def read_document_bytes(
+    data: bytes, source: str = "<bytes>", *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> LocalStdDocument:
+    """:func:`read_document` for a file held in memory (a tile, an upload); ``source`` names it.
+
+    >>> read_document_bytes(to_xml_bytes(MapModel("EPSG:4549"), tile_id=65536)).header.tile_id
+    65536
+    >>> read_document_bytes(b"GIF89a", source="upload")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pipeline.errors.FormatError: upload: not well-formed XML: ...
+    """
+    tree = parse_xml_bytes(data, path=source, max_bytes=max_bytes, doctype_refusal=_DOCTYPE_MESSAGE)
+    return _valid_document(tree, source)
+
+
+def read_localstd_bytes(
+    data: bytes, source: str = "<bytes>", *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> MapModel:
+    """:func:`read_localstd` for a file held in memory; ``source`` names it in errors.
+
+    >>> read_localstd_bytes(to_xml_bytes(MapModel("EPSG:4549"))).is_empty
+    True
+    """
+    return model_from_document(read_document_bytes(data, source=source, max_bytes=max_bytes))
 
 
 def _floats(text: str | None) -> tuple[float, ...]:
@@ -491,7 +554,14 @@ def document_from_tree(tree: etree._ElementTree, path: str | os.PathLike[str]) -
             continue
         for element in container.iterchildren(_NS + encoding.element):
             features.append(_raw_feature(encoding, element))
-    return LocalStdDocument(str(path), header, tuple(features))
+    crossing = root.find(_NS + "crossingFeatures")
+    refs = () if crossing is None else crossing.iterchildren(_NS + "ref")
+    return LocalStdDocument(
+        str(path),
+        header,
+        tuple(features),
+        tuple((_LAYER_OF_CONTAINER[r.get("layer")], r.get("id", "")) for r in refs),
+    )
 
 
 def _raw_feature(encoding: LayerEncoding, element: etree._Element) -> RawFeature:

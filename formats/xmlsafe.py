@@ -29,7 +29,7 @@ from lxml import etree
 
 from pipeline.errors import FormatError, HDMapIOError
 
-__all__ = ["MAX_XML_BYTES", "parse_xml", "safe_parser"]
+__all__ = ["MAX_XML_BYTES", "parse_xml", "parse_xml_bytes", "safe_parser"]
 
 #: Largest file :func:`parse_xml` accepts by default, bytes (large city maps are tens of MB).
 MAX_XML_BYTES = 512 * 1024 * 1024
@@ -82,6 +82,30 @@ def parse_xml(
         data = path.read_bytes()
     except OSError as exc:
         raise HDMapIOError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    return parse_xml_bytes(data, path=path, max_bytes=max_bytes, doctype_refusal=doctype_refusal)
+
+
+def parse_xml_bytes(
+    data: bytes,
+    *,
+    path: str | os.PathLike[str] = "<bytes>",
+    max_bytes: int = MAX_XML_BYTES,
+    doctype_refusal: str | None = None,
+) -> etree._ElementTree:
+    """Parse XML held in memory with the same checks as :func:`parse_xml`; ``path`` names it.
+
+    >>> parse_xml_bytes(b"<root/>").getroot().tag
+    'root'
+    >>> parse_xml_bytes(b"", path="tile 1")
+    Traceback (most recent call last):
+    ...
+    pipeline.errors.FormatError: tile 1: empty XML document
+    """
+    if len(data) > max_bytes:
+        raise FormatError(
+            f"document is {len(data)} bytes, more than the reader's limit of {max_bytes} bytes",
+            path=path,
+        )
     if not data.strip():
         raise FormatError("empty XML document", path=path)
     scan = data.replace(b"\x00", b"")  # also catches UTF-16 text

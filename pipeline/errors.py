@@ -14,8 +14,11 @@ __all__ = [
     "FormatError",
     "HDMapError",
     "HDMapIOError",
+    "NotFoundError",
     "OrthoError",
+    "StoreError",
     "SurveyError",
+    "TileError",
     "TrajectoryError",
 ]
 
@@ -50,3 +53,15 @@ class FormatError(HDMapError, ValueError):
 
 class HDMapIOError(HDMapError, OSError):
     """A file cannot be opened or written for reasons outside its content."""
+
+
+class TileError(HDMapError, ValueError):
+    """A tile ID, tile level, bounding box or tile content is malformed."""
+
+
+class NotFoundError(HDMapError, LookupError):
+    """A map version, tile, blob or access key that was asked for does not exist."""
+
+
+class StoreError(HDMapError, OSError):
+    """A map store cannot be opened, is of the wrong schema, or refused a write."""
