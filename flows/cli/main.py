@@ -35,6 +35,12 @@ COMMANDS: dict[str, str] = {
     "validate": "flows.cli.validate",
     "build": "flows.cli.build",
     "score": "flows.cli.score",
+    "diff": "flows.cli.diff",
+    "publish": "flows.cli.publish",
+    "changes": "flows.cli.changes",
+    "serve": "flows.cli.serve",
+    "keys": "flows.cli.keys",
+    "sync": "flows.cli.sync",
 }
 
 EPILOG = """\

@@ -71,7 +71,9 @@ def simulated_highway(target_points: float, seed: int = 7) -> Path:
     return survey
 
 
-def render(results: list[dict], machine: str, exports: dict | None = None) -> str:
+def render(
+    results: list[dict], machine: str, exports: dict | None = None, tiles: dict | None = None
+) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -129,6 +131,10 @@ def render(results: list[dict], machine: str, exports: dict | None = None) -> st
             "Target (local-standard issue): validating the map of a 5 km survey in under 10 s.",
             "",
         ]
+    if tiles:
+        from tests.bench.tile_service import render_tile_service
+
+        lines += render_tile_service(tiles)
     return "\n".join(lines)
 
 
@@ -154,10 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     from tests.bench.validate_bench import measure_validation
 
     exports = {"opendrive": measure_opendrive(5000.0), "validate": measure_validation(5000.0)}
+    from tests.bench.tile_service import measure_tiles_or_none
+
+    tiles = measure_tiles_or_none()
     print(json.dumps(exports, default=str), file=sys.stderr)
 
     with atomic_path(args.out) as tmp:
-        tmp.write_text(render(results, machine_description(), exports))
+        tmp.write_text(render(results, machine_description(), exports, tiles))
     print(f"wrote {args.out}")
     return 0
 
