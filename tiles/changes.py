@@ -42,8 +42,12 @@ not compared for lines and polygons (only a sign panel's 3D position).
 
 :func:`merge_maps` builds the next map: unchanged features keep their OLD record, changed and
 inserted ones come from NEW, deleted ones are dropped, and references are rewritten to the IDs
-that survive. :func:`changes_geojson` / :func:`write_changes_geojson` give the records as RFC 7946
-GeoJSON in WGS84.
+that survive. An unchanged line group also comes from NEW when keeping it would leave the merged
+map different from NEW: a NEW line split elsewhere ran on beside a dropped OLD piece
+(:class:`LineSupport`), or a kept lane would need several neighbours. So
+``compare_maps(merge_maps(old, new, c), new)`` has no records, and publishing the same map twice
+makes no new version. :func:`changes_geojson` / :func:`write_changes_geojson` give the records as
+RFC 7946 GeoJSON in WGS84.
 
 >>> from tests.common import empty_model, sample_model
 >>> compare_maps(sample_model(), sample_model()).records
@@ -63,7 +67,7 @@ import enum
 import math
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +93,7 @@ __all__ = [
     "POLYGON_LAYERS",
     "ChangeRecord",
     "ChangeTolerances",
+    "LineSupport",
     "MapComparison",
     "changes_geojson",
     "compare_maps",
@@ -264,16 +269,67 @@ class ChangeTolerances:
 
 
 @dataclass(frozen=True, slots=True)
+class LineSupport:
+    """A line group that is unchanged partly thanks to OLD lines outside it.
+
+    Two extractions split a line at different places: a NEW line of the group (``new_ids``) may
+    run on beside an OLD line of another group, or beside an OLD line that was deleted, and those
+    pieces count as covered. When :func:`merge_maps` drops such an OLD line, the group's OLD lines
+    (``old_ids``) alone may no longer cover its NEW lines, and the merged map would then differ
+    from NEW (a stretch of lane missing). ``lost`` gives, per supporting OLD ID, the length
+    (metres) of the group's NEW pieces that lie beside it, as four figures: the pieces that would
+    then lie beside no line of the group, that would lie beside one, that would lie beside one
+    farther than the change threshold, and beside one of another marking or kind. The other fields
+    are the group's NEW-side figures and limits of :func:`compare_maps` (metres).
+
+    >>> s = LineSupport("lanes", ("o1",), ("n1",), {"o2": (20.0, 0.0, 0.0, 0.0)},
+    ...                 unmatched_m=0.0, unmatched_limit_m=15.0, matched_m=30.0)
+    >>> s.breaks(set()), s.breaks({"o2"})
+    (False, True)
+    """
+
+    layer: str
+    old_ids: tuple[str, ...]
+    new_ids: tuple[str, ...]
+    lost: Mapping[str, tuple[float, float, float, float]]
+    unmatched_m: float = 0.0  # NEW length beside no OLD line
+    unmatched_limit_m: float = math.inf  # ... at which the group has changed
+    matched_m: float = 0.0  # NEW length beside an OLD line of the group
+    displaced_m: float = 0.0  # ... of it farther than the change threshold
+    displaced_limit_m: float = math.inf  # the tolerance's displaced_length_m
+    differ_m: float = 0.0  # ... of it of another marking or kind
+    differ_limit_m: float = math.inf  # the tolerance's min_length_m (inf: no attribute)
+
+    def breaks(self, dropped: Collection[str]) -> bool:
+        """Whether the group would have changed with the OLD lines ``dropped`` gone (an upper
+        bound: a piece left beside no line of the group counts as uncovered)."""
+        gone, near, far, differ = (
+            sum(v[k] for x, v in self.lost.items() if x in dropped) for k in range(4)
+        )
+        if not (gone or near):
+            return False
+        eps = 1e-6  # sums in another order than compare_maps adds them
+        matched = self.matched_m + near
+        return (
+            self.unmatched_m + gone >= self.unmatched_limit_m - eps
+            or self.displaced_m + far >= min(self.displaced_limit_m, 0.5 * matched) - eps > 0
+            or self.differ_m + differ >= min(self.differ_limit_m, 0.5 * matched) - eps > 0
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class MapComparison:
     """The records of :func:`compare_maps`, sorted by layer, change type and feature ID, and the
     matched features (NEW ID -> OLD ID; a NEW line matched to several OLD pieces names the one it
     shares most length with). ``groups`` gives, for a NEW line of a group with several OLD lines
     (split differently), every OLD ID of its group; :func:`merge_maps` uses it to link the right
-    piece."""
+    piece. ``supports`` lists the line groups that rely on OLD lines outside them
+    (:class:`LineSupport`); :func:`merge_maps` takes such a group from NEW when it drops them."""
 
     records: tuple[ChangeRecord, ...]
     matches: Mapping[str, str]
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    supports: tuple[LineSupport, ...] = ()
 
     @property
     def unchanged(self) -> bool:
@@ -318,13 +374,15 @@ def compare_maps(
     records: list[ChangeRecord] = []
     matches: dict[str, str] = {}
     groups: dict[str, tuple[str, ...]] = {}
+    supports: list[LineSupport] = []
     for layer in LAYERS:
         o, n = old.layer(layer), new.layer(layer)
         if not o and not n:
             continue
         if layer in LINE_LAYERS:
-            recs, pairs, multi = _compare_lines(layer, o, n, tolerances)
+            recs, pairs, multi, support = _compare_lines(layer, o, n, tolerances)
             groups.update(multi)
+            supports += support
         elif layer in POINT_LAYERS:
             recs, pairs = _compare_points(layer, o, n, tolerances)
         else:
@@ -334,7 +392,7 @@ def compare_maps(
     order = {name: i for i, name in enumerate(LAYERS)}
     kinds = {name: i for i, name in enumerate(CHANGE_TYPES)}
     records.sort(key=lambda r: (order[r.layer], kinds[r.change], r.feature_id, r.old_id or ""))
-    return MapComparison(tuple(records), matches, groups)
+    return MapComparison(tuple(records), matches, groups, tuple(supports))
 
 
 def _short(crs: str) -> str:
@@ -729,7 +787,7 @@ class _Side:
 
 def _compare_lines(
     layer: str, old: Sequence[Feature], new: Sequence[Feature], tol: ChangeTolerances
-) -> tuple[list[ChangeRecord], dict[str, str], dict[str, tuple[str, ...]]]:
+) -> tuple[list[ChangeRecord], dict[str, str], dict[str, tuple[str, ...]], list[LineSupport]]:
     radius, threshold = tol.match(layer), tol.change(layer)
     o2 = shapely.force_2d(np.array([f.geometry for f in old], dtype=object))
     n2 = shapely.force_2d(np.array([f.geometry for f in new], dtype=object))
@@ -781,6 +839,7 @@ def _compare_lines(
         overlap[key] += v
     mains: list[tuple[int, int]] = []
     multi: dict[str, tuple[str, ...]] = {}
+    supports: list[LineSupport] = []
     for g, (oi, ni) in enumerate(groups):
         so = _Side(po, near_o, idx_o[g], in_o[idx_o[g]], differ_o)
         sn = _Side(pn, near_n, idx_n[g], in_n[idx_n[g]], differ_n)
@@ -811,11 +870,14 @@ def _compare_lines(
             rec = _lane_direction_change(old[main_i], new[main_j], sn, main_i, main_j, ids)
             if rec:
                 records.append(rec)
+        support = _line_support(layer, old, new, oi, ni, so, sn, tol)
+        if support is not None:
+            supports.append(support)
     if layer == "lanes":
         records += _connectivity_changes(old, new, groups, group_o, group_n, matches, mains)
     records += [_record("deleted", layer, f, None) for i, f in enumerate(old) if group_o[i] < 0]
     records += [_record("inserted", layer, None, f) for j, f in enumerate(new) if group_n[j] < 0]
-    return records, matches, multi
+    return records, matches, multi, supports
 
 
 def _split_by(labels: np.ndarray, n: int) -> list[np.ndarray]:
@@ -835,6 +897,60 @@ def _stretch_anchor(line: LineString, along: np.ndarray) -> tuple[float, float, 
 def _covered(side: _Side) -> np.ndarray:
     """Per piece of the group: beside some line of the other map."""
     return (side.near.line[side.idx] >= 0) & side.near.beside[side.idx]
+
+
+def _subset(pieces: _Pieces, idx: np.ndarray) -> _Pieces:
+    """The pieces ``idx`` (owners keep their indices)."""
+    return _Pieces(*(getattr(pieces, f.name)[idx] for f in dataclasses.fields(_Pieces)))
+
+
+def _line_support(
+    layer: str,
+    old: Sequence[Feature],
+    new: Sequence[Feature],
+    oi: np.ndarray,
+    ni: np.ndarray,
+    so: _Side,
+    sn: _Side,
+    tol: ChangeTolerances,
+) -> LineSupport | None:
+    """The group's reliance on OLD lines outside it (:class:`LineSupport`), None when none.
+
+    A NEW piece beside an OLD line of another group (or of none) is covered; were that line gone,
+    it would lie beside the nearest line of its own group, or beside none. Only the NEW side
+    changes when :func:`merge_maps` drops OLD lines: the OLD side is compared with NEW either way.
+    """
+    k = sn.idx
+    cross = k[(sn.near.line[k] >= 0) & sn.near.beside[k] & ~sn.matched]
+    if not len(cross):
+        return None
+    radius, threshold = tol.match(layer), tol.change(layer)
+    fallback = _nearest(_subset(sn.pieces, cross), _subset(so.pieces, so.idx), radius, tol)
+    near = (fallback.line >= 0) & fallback.beside
+    far = near & (fallback.dist > threshold)
+    differ = near & _piece_differ(layer, new, old, sn.pieces.owner[cross], fallback.line)
+    w = sn.pieces.length[cross]
+    lost: dict[str, list[float]] = {}
+    for x in np.unique(sn.near.line[cross]):
+        at = sn.near.line[cross] == x
+        lost[old[int(x)].id] = [float(w[at & m].sum()) for m in (~near, near, far, differ)]
+    m = sn.idx[sn.matched]
+    wm = sn.pieces.length[m]
+    total = float(sn.pieces.length[k].sum())
+    attr = _LINE_ATTRS[layer] is not None
+    return LineSupport(
+        layer,
+        tuple(sorted(old[int(i)].id for i in oi)),
+        tuple(sorted(new[int(j)].id for j in ni)),
+        {x: tuple(v) for x, v in sorted(lost.items())},
+        unmatched_m=float(sn.pieces.length[k[~_covered(sn)]].sum()),
+        unmatched_limit_m=max(tol.extent_m, tol.extent_share * total),
+        matched_m=float(wm.sum()),
+        displaced_m=float(wm[sn.near.dist[m] > threshold].sum()),
+        displaced_limit_m=tol.displaced_length_m,
+        differ_m=float(wm[sn.differ[m]].sum()) if attr else 0.0,
+        differ_limit_m=tol.min_length_m if attr else math.inf,
+    )
 
 
 def _line_geometry_change(
@@ -1039,13 +1155,28 @@ def _rewrite(feature: Feature, resolve: Callable[[str, str], Sequence[str]]) -> 
     return dataclasses.replace(feature, **changes) if changes else feature
 
 
-def _adopt(feature: Feature, counterparts: Sequence[Feature], taken: set[str]) -> Feature:
+def _adopted(
+    counterparts: Sequence[Feature], taken: set[str], name: str, owns: Callable[[str], bool]
+) -> list[str]:
+    """The references of ``counterparts`` in field ``name`` that point to ``taken`` features
+    that ``owns`` gives to the feature at hand."""
+    refs = dict.fromkeys(r for c in counterparts for r in _links(c, name) if r in taken)
+    return [r for r in refs if owns(r)]
+
+
+def _adopt(
+    feature: Feature,
+    counterparts: Sequence[Feature],
+    taken: set[str],
+    owns: Callable[[str], bool] = lambda ref: True,
+) -> Feature:
     """``feature`` with the references of its ``counterparts`` that point to ``taken`` features
-    added where it has none of its own (lists are extended, empty single links filled)."""
+    (and that ``owns`` gives to it) added where it has none of its own (lists are extended, empty
+    single links filled)."""
     changes: dict[str, Any] = {}
     for name in _REFERENCE_FIELDS.get(type(feature), ()) if counterparts else ():
         mine = getattr(feature, name)
-        extra = [r for c in counterparts for r in _links(c, name) if r in taken]
+        extra = _adopted(counterparts, taken, name, owns)
         if not extra:
             continue
         if isinstance(mine, tuple):
@@ -1064,6 +1195,125 @@ def _nearest_id(to: Feature, candidates: Iterable[str], by_id: Mapping[str, Feat
     )
 
 
+class _Merge:
+    """Which OLD features are kept and which NEW ones taken, and how references resolve."""
+
+    def __init__(
+        self,
+        old: MapModel,
+        new: MapModel,
+        comparison: MapComparison,
+        drop_old: set[str],
+        take_new: set[str],
+        replacements: Mapping[str, set[str]],
+        by_id: tuple[Mapping[str, Feature], Mapping[str, Feature]],
+    ) -> None:
+        self.comparison = comparison
+        self.replacements = replacements
+        self.old_by_id, self.new_by_id = by_id
+        self.kept = [f for f in old.features() if f.id not in drop_old]
+        self.kept_ids = {f.id for f in self.kept}
+        self.taken = [f for f in new.features() if f.id in take_new]
+        self.taken_ids = {f.id for f in self.taken}
+        self.counterparts: dict[str, list[Feature]] = defaultdict(list)  # kept OLD -> its NEW
+        for f in new.features():
+            if f.id not in self.taken_ids:
+                for o in self.group_of(f.id):
+                    if o in self.kept_ids:
+                        self.counterparts[o].append(f)
+
+    def group_of(self, new_id: str) -> tuple[str, ...]:
+        """The OLD IDs matched to the NEW feature ``new_id`` (its line group)."""
+        c = self.comparison
+        return c.groups.get(new_id) or ((c.matches[new_id],) if new_id in c.matches else ())
+
+    def resolve_old(self, f: Feature) -> Callable[[str, str], Sequence[str]]:
+        """Resolver of a kept OLD feature's references: kept targets stay; a dropped one becomes
+        the NEW features replacing it that ``f``'s NEW counterparts link (or else the nearest)."""
+
+        def resolve(name: str, ref: str) -> Sequence[str]:
+            if ref in self.kept_ids:
+                return (ref,)
+            candidates = self.replacements.get(ref, set()) & self.taken_ids
+            if not candidates:
+                return ()
+            via = [
+                x
+                for c in self.counterparts.get(f.id, ())
+                for x in _links(c, name)
+                if x in candidates
+            ]
+            return tuple(dict.fromkeys(via)) or (_nearest_id(f, candidates, self.new_by_id),)
+
+        return resolve
+
+    def resolve_new(self, f: Feature) -> Callable[[str, str], Sequence[str]]:
+        """Resolver of a taken NEW feature's references: taken targets stay; one matched to kept
+        OLD features becomes that one (the nearest of several)."""
+
+        def resolve(name: str, ref: str) -> Sequence[str]:
+            if ref in self.taken_ids:
+                return (ref,)
+            candidates = [o for o in self.group_of(ref) if o in self.kept_ids]
+            if len(candidates) <= 1:
+                return tuple(candidates)
+            return (_nearest_id(f, candidates, self.old_by_id),)
+
+        return resolve
+
+    def split_link(self, f: Feature) -> bool:
+        """Whether a neighbour of the kept lane ``f`` would have to name several lanes: its NEW
+        counterparts (pieces split elsewhere) have different replaced or inserted neighbours, or
+        one besides its own kept neighbour, which one OLD record cannot say. (Boundaries, a
+        junction and a sign's pole are single links too, but :func:`compare_maps` does not
+        compare them.)"""
+        if not isinstance(f, Lane):
+            return False
+        resolve, owns = self.resolve_old(f), self.owns(f)
+        counterparts = self.counterparts.get(f.id, ())
+        for name in ("left_neighbour", "right_neighbour"):
+            value = getattr(f, name)
+            mine = resolve(name, value) if value is not None else ()
+            if len({*mine, *_adopted(counterparts, self.taken_ids, name, owns)}) > 1:
+                return True
+        return False
+
+    def split_target(self, f: Feature) -> str | None:
+        """For a taken NEW lane ``f`` whose neighbour is matched to several kept OLD lanes (split
+        elsewhere), one of them: its single ``*_neighbour`` can name only one, so that lane's
+        group has to come from NEW too. None otherwise."""
+        if not isinstance(f, Lane):
+            return None
+        for name in ("left_neighbour", "right_neighbour"):
+            ref = getattr(f, name)
+            if ref is not None and ref not in self.taken_ids:
+                candidates = sorted(o for o in self.group_of(ref) if o in self.kept_ids)
+                if len(candidates) > 1:
+                    return candidates[0]
+        return None
+
+    def owns(self, f: Feature) -> Callable[[str], bool]:
+        """Whether the kept ``f`` is, of the kept OLD features of its group, the one nearest to a
+        taken NEW feature: a link of the group's NEW features to it goes to that one alone (the
+        lane piece it touches, not every piece of a lane split elsewhere)."""
+        kept: list[str] = []
+
+        def owns(ref: str) -> bool:
+            if not kept:
+                kept.extend(o for o in self.group_ids(f.id)[0] if o in self.kept_ids)
+            if len(kept) <= 1:
+                return True
+            return _nearest_id(self.new_by_id[ref], kept, self.old_by_id) == f.id
+
+        return owns
+
+    def group_ids(self, old_id: str) -> tuple[set[str], set[str]]:
+        """(OLD IDs, NEW IDs) of the line group of the kept OLD feature ``old_id``."""
+        news = {c.id for c in self.counterparts.get(old_id, ())}
+        olds = {old_id} | {o for n in news for o in self.group_of(n)}
+        return olds, news
+
+
 def merge_maps(old: MapModel, new: MapModel, comparison: MapComparison) -> MapModel:
     """The next published map: OLD where nothing changed, NEW where something did.
 
@@ -1074,8 +1324,15 @@ def merge_maps(old: MapModel, new: MapModel, comparison: MapComparison) -> MapMo
     are rewritten to the IDs that survive (a reference to a line replaced by several pieces goes
     to the piece the NEW map links, or else the nearest one), or dropped when their target is
     gone; a kept feature also gains the links its NEW counterpart has to inserted or changed
-    features (a lane that now leads into an inserted lane). CRS, height datum and name come from
-    NEW.
+    features (a lane that now leads into an inserted lane).
+
+    Two extractions split lines at different places, so a line group no record names comes from
+    NEW as well when keeping it would make the merged map differ from NEW: when it relied on OLD
+    lines now dropped (``comparison.supports``: the dropped OLD piece covered the rest of the
+    group's NEW line), or when its OLD lane would need one neighbour where its NEW pieces have
+    several (the neighbouring lane was replaced by pieces split elsewhere). Hence
+    ``compare_maps(merge_maps(old, new, c), new)`` has no records. CRS, height datum and name come
+    from NEW.
 
     >>> from tests.common import sample_model
     >>> m = sample_model()
@@ -1092,50 +1349,32 @@ def merge_maps(old: MapModel, new: MapModel, comparison: MapComparison) -> MapMo
         take_new |= news
         for i in olds:
             replacements[i] |= news
-    old_by_id, new_by_id = old.by_id(), new.by_id()
-    kept_old = [f for f in old.features() if f.id not in drop_old]
-    kept_ids = {f.id for f in kept_old}
-    taken = [f for f in new.features() if f.id in take_new]
-    taken_ids = {f.id for f in taken}
-    groups = comparison.groups
-    counterparts: dict[str, list[Feature]] = defaultdict(list)  # kept OLD id -> matched NEW
-    for f in new.features():
-        if f.id not in taken_ids:
-            for o in groups.get(f.id, (comparison.matches.get(f.id),)):
-                if o in kept_ids:
-                    counterparts[o].append(f)
-
-    def resolver(f: Feature) -> Callable[[str, str], Sequence[str]]:
-        def resolve_old(name: str, ref: str) -> Sequence[str]:
-            if ref in kept_ids:
-                return (ref,)
-            candidates = replacements.get(ref, set()) & taken_ids
-            if not candidates:
-                return ()
-            via = [
-                x for c in counterparts.get(f.id, ()) for x in _links(c, name) if x in candidates
-            ]
-            return tuple(dict.fromkeys(via)) or (_nearest_id(f, candidates, new_by_id),)
-
-        return resolve_old
-
-    def resolve_new_for(f: Feature) -> Callable[[str, str], Sequence[str]]:
-        def resolve_new(name: str, ref: str) -> Sequence[str]:
-            if ref in taken_ids:
-                return (ref,)
-            candidates = [
-                o for o in groups.get(ref, (comparison.matches.get(ref),)) if o in kept_ids
-            ]
-            if len(candidates) <= 1:
-                return tuple(candidates)
-            return (_nearest_id(f, candidates, old_by_id),)
-
-        return resolve_new
-
+    # groups that cannot stay as they were once others are replaced, until none is left
+    pending = list(comparison.supports)
+    by_id = (old.by_id(), new.by_id())
+    while True:
+        plan = _Merge(old, new, comparison, drop_old, take_new, replacements, by_id)
+        grow = [(set(s.old_ids), set(s.new_ids)) for s in pending if s.breaks(drop_old)]
+        grow += [plan.group_ids(f.id) for f in plan.kept if plan.split_link(f)]
+        grow += [plan.group_ids(o) for o in map(plan.split_target, plan.taken) if o is not None]
+        if not grow:
+            break
+        for olds, news in grow:
+            drop_old |= olds
+            take_new |= news
+            for i in olds:
+                replacements[i] |= news
+        pending = [s for s in pending if drop_old.isdisjoint(s.old_ids)]
     features = [
-        _adopt(_rewrite(f, resolver(f)), counterparts.get(f.id, ()), taken_ids) for f in kept_old
+        _adopt(
+            _rewrite(f, plan.resolve_old(f)),
+            plan.counterparts.get(f.id, ()),
+            plan.taken_ids,
+            plan.owns(f),
+        )
+        for f in plan.kept
     ]
-    features += [_rewrite(f, resolve_new_for(f)) for f in taken]
+    features += [_rewrite(f, plan.resolve_new(f)) for f in plan.taken]
     return MapModel.from_features(
         new.crs, _by_layer(features), height_datum=new.height_datum, name=new.name
     )
