@@ -1,8 +1,10 @@
-"""Extraction: survey points to a map of lane boundaries, lanes, stop lines, crosswalks, arrows.
+"""Extraction: survey points to a map of lane boundaries, lanes, stop lines, crosswalks, arrows,
+poles and signs.
 
 The plain call chain of the stages in :mod:`pipeline.stages`: read the points, build the road
-frame from the trajectory, segment the road surface, normalise intensity, find paint, vectorise
-markings and derive lanes. Every stage is a pure function of arrays, so a block-wise driver can
+frame from the trajectory, segment the road surface, find poles and signs beside it (they need
+neither the road nor its paint), normalise intensity, find paint, vectorise markings and derive
+lanes. Every stage is a pure function of arrays, so a block-wise driver can
 reuse them. Bad input that still reads (no road, no paint, a few hundred points) gives an empty or
 partial map and a warning, never an exception.
 
@@ -25,6 +27,7 @@ import shapely
 from shapely import LineString, MultiPoint, Polygon
 
 from pipeline.crs import height_datum, map_crs
+from pipeline.edges import EdgeOptions, road_edges
 from pipeline.ground import GroundOptions, derive_cell_m, lateral_road_mask, road_surface_mask
 from pipeline.intensity import (
     IntensityOptions,
@@ -65,12 +68,19 @@ from pipeline.model import (
     LaneBoundary,
     MapModel,
     MarkingKind,
+    Pole,
     Provenance,
     RoadArrow,
+    RoadEdge,
+    Sign,
+    SignClass,
+    SignShape,
     StopLine,
 )
 from pipeline.ortho import Ortho, sample_rgb
+from pipeline.poles import PoleOptions, find_poles, height_above_ground, point_density
 from pipeline.roadframe import RoadFrame
+from pipeline.signs import Panel, SignOptions, colour_name, find_signs, link_poles, sign_class
 from pipeline.survey import PointChunk, read_info, read_points, survey_files
 from pipeline.trajectory import Trajectory, read_trajectory
 
@@ -88,6 +98,9 @@ class ExtractOptions:
     intensity: IntensityOptions = field(default_factory=IntensityOptions)
     markings: MarkingOptions = field(default_factory=MarkingOptions)
     lanes: LaneOptions = field(default_factory=LaneOptions)
+    poles: PoleOptions = field(default_factory=PoleOptions)
+    signs: SignOptions = field(default_factory=SignOptions)
+    edges: EdgeOptions = field(default_factory=EdgeOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +179,15 @@ def extract_points(
     timings: dict[str, float] = {}
     params: dict[str, Any] = {"options": asdict(options)}
     empty = MapModel(crs)
+    poles: list[Pole] = []
+    edges: list[RoadEdge] = []
+    signs: list[Sign] = []
 
     def done(model: MapModel) -> ExtractionResult:
+        if poles or signs:
+            model = model.replace(poles=tuple(poles), signs=tuple(signs))
+        if edges:
+            model = model.replace(road_edges=tuple(edges))
         return ExtractionResult(model, warnings, params, timings)
 
     n = len(points)
@@ -198,6 +218,18 @@ def extract_points(
         road = road_surface_mask(xyz, g)
     timings["ground"] = time.perf_counter() - clock
     params["road_points"] = int(road.sum())
+
+    # poles and signs beside the road
+    found = _poles_and_signs(points, frame, trajectory, ortho, survey_id, options, timings, params)
+    poles += found[0]
+    signs += found[1]
+    warnings += found[2]
+
+    # road edges: curbs, barriers, pavement edges (they need no paint; intensity is optional)
+    clock = time.perf_counter()
+    edges += road_edges(s, t, xyz[:, 2], points.intensity, frame, survey_id=survey_id,
+                        options=options.edges)  # fmt: skip
+    timings["edges"] = time.perf_counter() - clock
     if road.sum() < MIN_ROAD_POINTS:
         warnings.append(f"no road surface found ({int(road.sum())} surface points); map is empty")
         return done(empty)
@@ -309,6 +341,134 @@ def extract_points(
         warnings.append("no lane markings found")
     features: list[Feature] = [*boundaries, *lanes, *stop_lines, *crosswalks, *arrows]
     return done(MapModel.from_features(crs, _unique(features)))
+
+
+def _poles_and_signs(
+    points: PointChunk,
+    frame: RoadFrame,
+    trajectory: Trajectory | None,
+    ortho: Ortho | None,
+    survey_id: str,
+    options: ExtractOptions,
+    timings: dict[str, float],
+    params: dict[str, Any],
+) -> tuple[list[Pole], list[Sign], list[str]]:
+    """Poles (:mod:`pipeline.poles`) and sign panels (:mod:`pipeline.signs`) linked to them.
+
+    A panel faces where the scanner saw it from (trajectory and GPS time), else the traffic of
+    its side of the road (right-hand traffic along the road frame). A circle's colour comes from
+    the point RGB or, where the orthophoto sees the panel, from it."""
+    xyz = points.xyz
+    warnings: list[str] = []
+    clock = time.perf_counter()
+    height = height_above_ground(xyz, options.poles.ground_cell_m)
+    density = point_density(xyz)
+    params["point_density_m2"] = round(density, 1)
+    params["pole_method"] = "sparse" if density < options.poles.sparse_density else "mobile"
+    fits = find_poles(xyz, options.poles, height=height)
+    poles = [
+        Pole.create(
+            shapely.Point(f.x, f.y, f.z),
+            round(f.height_m, 3),
+            round(f.radius_m, 3),
+            survey_id=survey_id,
+            method="poles.find_poles",
+            confidence=f.confidence,
+        )
+        for f in fits
+    ]
+    timings["poles"] = time.perf_counter() - clock
+    params["poles"] = len(poles)
+
+    clock = time.perf_counter()
+    so = options.signs
+    above = np.flatnonzero(height >= so.min_height_m)
+    panels: list[Panel] = []
+    if points.intensity is not None and len(above):
+        covariate = viewer = None
+        if trajectory is not None and len(trajectory) >= 2 and points.gps_time is not None:
+            t_above = points.gps_time[above]
+            viewer = np.column_stack(
+                [np.interp(t_above, trajectory.gps_time, trajectory.xyz[:, k]) for k in range(3)]
+            )
+            covariate = np.linalg.norm(xyz[above] - viewer, axis=1)
+        elif points.scan_angle_deg is not None:
+            covariate = np.abs(points.scan_angle_deg[above]).astype(np.float64)
+        panels = find_signs(
+            xyz[above],
+            height[above],
+            points.intensity[above],
+            covariate=covariate,
+            viewer=viewer,
+            face_hint=None if viewer is not None else _traffic_facing(frame),
+            poles=fits,
+            options=so,
+        )
+    links = link_poles(panels, fits, so)
+    signs: list[Sign] = []
+    unknown = 0
+    for panel, k in zip(panels, links, strict=True):
+        rgb = None
+        if panel.shape == SignShape.CIRCLE:
+            rgb = _panel_colours(points, above[panel.index], panel, ortho)
+        cls = sign_class(panel.shape, rgb)
+        unknown += cls == SignClass.UNKNOWN
+        signs.append(
+            Sign.create(
+                shapely.Point(*panel.centre),
+                cls,
+                panel.shape,
+                panel.facing_deg,
+                survey_id=survey_id,
+                method="signs.panel_backs" if panel.seen_from_back else "signs.retroreflective",
+                confidence=0.6 if panel.seen_from_back else 0.9,
+                width_m=panel.width_m,
+                height_m=panel.height_m,
+                pole=poles[k].id if k is not None else None,
+            )
+        )
+    timings["signs"] = time.perf_counter() - clock
+    params["signs"] = len(signs)
+    params["signs_class_unknown"] = unknown
+    if not poles and not signs:
+        warnings.append("no vertical objects found: the map has no poles or signs")
+    elif unknown and ortho is None and points.rgb is None:
+        warnings.append(
+            f"no orthophoto or point RGB: {unknown} circular sign(s) have class unknown"
+        )
+    return poles, signs, warnings
+
+
+def _traffic_facing(frame: RoadFrame) -> Any:
+    """Face hint without a trajectory: a sign right of the frame's direction faces against it
+    (toward the traffic driving on the right), one left of it faces along it."""
+
+    def hint(centre: np.ndarray) -> np.ndarray:
+        s, t = frame.project(np.array([centre[0]]), np.array([centre[1]]))
+        tangent = frame.heading_at(s)[0]
+        return -tangent if t[0] < 0 else tangent
+
+    return hint
+
+
+def _panel_colours(
+    points: PointChunk, index: np.ndarray, panel: Panel, ortho: Ortho | None
+) -> np.ndarray | None:
+    """Colours (m, 3) of a panel's face: its points' RGB, or the orthophoto along its footprint
+    when the ortho sees it (a colour there that the ground 0.6 m in front and behind lacks); None
+    when neither shows the face (a true ortho looks straight down on a vertical panel's edge)."""
+    if points.rgb is not None and np.any(points.rgb[index]):
+        return points.rgb[index].astype(np.float64)
+    if ortho is None:
+        return None
+    xy = points.xyz[index, :2]
+    foot = sample_rgb(ortho, xy[:, 0], xy[:, 1])
+    name = colour_name(foot)
+    if name is None:
+        return None
+    n = np.array(panel.normal[:2]) / max(float(np.hypot(*panel.normal[:2])), 1e-12)
+    around = np.vstack([sample_rgb(ortho, *(xy + k * 0.6 * n).T) for k in (-1.0, 1.0)])
+    return foot if colour_name(around) != name else None
 
 
 def _unique(features: list[Feature]) -> list[Feature]:

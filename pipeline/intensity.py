@@ -94,11 +94,13 @@ def fit_intensity_curve(
     if not knots:
         return IntensityCurve(np.empty(0), np.empty(0))
     # a bin dominated by paint (a line at a constant range from the scanner) is a spike: a running
-    # median over five bins removes it
+    # median over nine bins removes it. Two solid lines at one range either side of the scanner
+    # fill three or four quantile bins where points are dense (a short survey or one block)
     vals = np.asarray(values)
-    if vals.size >= 5:
-        padded = np.pad(vals, 2, mode="edge")
-        vals = np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
+    width = 9 if vals.size >= 9 else 5
+    if vals.size >= width:
+        padded = np.pad(vals, width // 2, mode="edge")
+        vals = np.median(np.lib.stride_tricks.sliding_window_view(padded, width), axis=1)
     return IntensityCurve(np.asarray(knots), np.maximum(vals, 1.0))
 
 

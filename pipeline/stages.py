@@ -5,7 +5,7 @@ manifest and run again. Stage functions are plain typed functions of numpy array
 module); their Options are frozen dataclasses with documented defaults in metres.
 
 >>> sorted(STAGES)[:3]
-['ground.lateral_road_mask', 'ground.road_surface_mask', 'intensity.fit_curve']
+['edges.find_road_edges', 'ground.lateral_road_mask', 'ground.road_surface_mask']
 >>> stage("markings.paint_pieces").options.__name__
 'MarkingOptions'
 >>> default_options()["ground.road_surface_mask"]["max_step_m"]
@@ -18,10 +18,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pipeline.edges import EdgeOptions, find_road_edges
 from pipeline.ground import GroundOptions, lateral_road_mask, road_surface_mask
 from pipeline.intensity import IntensityOptions, fit_intensity_curve
 from pipeline.lanes import LaneOptions, junction_lanes, lane_pieces
 from pipeline.markings import MarkingOptions, chain_pieces, paint_pieces, pair_double_lines
+from pipeline.poles import PoleOptions, find_poles
+from pipeline.signs import SignOptions, find_signs
 
 __all__ = ["STAGES", "Stage", "default_options", "stage"]
 
@@ -46,6 +49,9 @@ STAGES: dict[str, Stage] = {
         Stage("markings.pair_double_lines", pair_double_lines, MarkingOptions),
         Stage("lanes.lane_pieces", lane_pieces, LaneOptions),
         Stage("lanes.junction_lanes", junction_lanes, LaneOptions),
+        Stage("edges.find_road_edges", find_road_edges, EdgeOptions),
+        Stage("poles.find_poles", find_poles, PoleOptions),
+        Stage("signs.find_signs", find_signs, SignOptions),
     )
 }
 
