@@ -175,7 +175,10 @@ def test_extracted_surveys_find_the_injected_changes_without_false_ones(samples_
     overall = score_changes(records, truth)
     assert overall.false_positives == 0, [r.to_dict() for r in records]
     assert overall.precision == 1.0
-    on_extracted = score_changes(records, truth, layers=extracted)
+    # the sign added in this sample faces away from the scanner: its face is never scanned, so no
+    # extraction can see it (tests/test_poles_signs.py keeps that as a strict xfail)
+    seen = [t for t in truth if (t["change"], t["layer"]) != ("inserted", "signs")]
+    on_extracted = score_changes(records, seen, layers=extracted)
     assert (on_extracted.precision, on_extracted.recall) == (1.0, 1.0)
     # the repainted line and the moved stop line are extracted, so they must be among them
     assert {("marking_changed", "lane_boundaries"), ("geometry_changed", "stop_lines")} <= {
