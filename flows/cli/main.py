@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "export": "flows.cli.export",
     "validate": "flows.cli.validate",
     "build": "flows.cli.build",
+    "update": "flows.cli.update",
     "score": "flows.cli.score",
     "diff": "flows.cli.diff",
     "publish": "flows.cli.publish",
