@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from flows.cli import add_store_argument
+from flows.cli import add_publish_arguments, add_store_argument
 
 __all__ = ["add_parser", "run"]
 
@@ -36,15 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "build", metavar="BUILD_DIR", type=Path, help="a folder `hdmap build` wrote"
     )
     add_store_argument(parser)
-    parser.add_argument(
-        "--level",
-        type=int,
-        default=13,
-        choices=range(0, 16),
-        metavar="0-15",
-        help="NDS.Live tile level (default 13, about 2.4 km)",
-    )
-    parser.add_argument("--confidentiality", default="identity", metavar="SPEC")
+    add_publish_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the version")
     parser.set_defaults(run=run)

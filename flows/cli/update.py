@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from flows.cli import add_store_argument
+from flows.cli import add_publish_arguments, add_store_argument
 from flows.cli.build import add_flow_arguments, add_survey_arguments
 
 __all__ = ["add_parser", "run"]
@@ -45,15 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="build folder")
     add_store_argument(parser)
     add_survey_arguments(parser)
-    parser.add_argument(
-        "--level",
-        type=int,
-        default=13,
-        choices=range(0, 16),
-        metavar="0-15",
-        help="NDS.Live tile level (default 13, about 2.4 km)",
-    )
-    parser.add_argument("--confidentiality", default="identity", metavar="SPEC")
+    add_publish_arguments(parser)
     add_flow_arguments(parser)
     parser.set_defaults(run=run)
     return parser
