@@ -1285,8 +1285,23 @@ def _merged_warnings(blocks: Sequence[Block], results: Sequence[ExtractionResult
             out.append(w)
         else:
             label = "block" if len(idx) == 1 else "blocks"
-            out.append(f"{label} {', '.join(map(str, idx))} of {len(blocks)}: {w}")
+            out.append(f"{label} {_ranges(idx)} of {len(blocks)}: {w}")
     return out
+
+
+def _ranges(indices: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` as ``"0-2, 5, 7-8"``.
+
+    >>> _ranges([0, 1, 2, 5, 7, 8]), _ranges([])
+    ('0-2, 5, 7-8', '')
+    """
+    runs: list[list[int]] = []
+    for i in sorted(indices):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _merged_parameters(
