@@ -36,3 +36,35 @@ def test_console_script_is_installed() -> None:
         [sys.executable, "-m", "flows.cli.main", "--version"], capture_output=True, text=True
     )
     assert done.returncode == 0 and done.stdout.startswith("hdmap ")
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "says"),
+    [
+        (["simulate", "--kind", "moon", "--seed", "1", "--out", "{tmp}/s"], 2, "--kind"),
+        (["simulate", "--kind", "urban", "--seed", "-1", "--out", "{tmp}/s"], 2, "negative"),
+        (
+            ["simulate", "--kind", "urban", "--seed", "1", "--length-m", "5", "--out", "{tmp}/s"],
+            2,
+            "length_m >= 90",
+        ),
+        (
+            ["simulate", "--kind", "urban", "--seed", "1", "--out", "{tmp}/file/s"],
+            3,
+            "Not a directory",
+        ),
+        (["demo", "--out", "{tmp}/file/demo"], 3, "Not a directory"),
+        (["demo", "--bogus"], 2, "--bogus"),
+    ],
+)
+def test_simulate_and_demo_error_exits(args, status, says, tmp_path) -> None:
+    (tmp_path / "file").write_text("a file where a folder is expected")
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli.main", *(a.format(tmp=tmp_path) for a in args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == status, proc.stderr
+    assert says in proc.stderr
+    assert "Traceback" not in proc.stderr

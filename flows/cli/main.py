@@ -8,7 +8,8 @@ Exit status:
   0  success
   1  internal error (a bug: the traceback is printed)
   2  bad command-line usage
-  3  bad input: a file is missing, unreadable or malformed (one line on stderr names it)
+  3  bad input: a file is missing, unreadable or malformed, or an output path cannot be
+     written (one line on stderr names it)
 """
 
 from __future__ import annotations
@@ -86,6 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. 'hdmap info ... | head'
         sys.stderr.close()
         return EXIT_OK
+    except OSError as exc:
+        if exc.filename is None:  # not about a path the user gave: a bug, keep the traceback
+            raise
+        print(
+            f"hdmap {args.command}: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"hdmap {args.command}: interrupted", file=sys.stderr)
         return 130
