@@ -921,15 +921,58 @@ def _symmetric_lane_graph(features: list[Feature]) -> list[Feature]:
         for p in f.predecessors:
             if p in lanes and k not in succ[p]:
                 succ[p].append(k)
+    left, right = _mutual_neighbours(lanes)
     out = []
     for f in features:
         if isinstance(f, Lane):
             s = tuple(x for x in succ[f.id] if x in lanes)
             p = tuple(x for x in pred[f.id] if x in lanes)
-            if s != f.successors or p != f.predecessors:
-                f = f.replace(successors=s, predecessors=p)
+            changes = {
+                k: v
+                for k, v, old in (
+                    ("successors", s, f.successors),
+                    ("predecessors", p, f.predecessors),
+                    ("left_neighbour", left[f.id], f.left_neighbour),
+                    ("right_neighbour", right[f.id], f.right_neighbour),
+                )
+                if v != old
+            }
+            if changes:
+                f = f.replace(**changes)
         out.append(f)
     return out
+
+
+def _mutual_neighbours(
+    lanes: dict[str, Lane],
+) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """Left and right neighbours made mutual: A right of B iff B left of A.
+
+    A one-sided link fills the empty side; a link the other lane contradicts (it names a
+    different neighbour) is dropped on both sides, since two stitched blocks disagree there.
+    """
+    left = {k: f.left_neighbour if f.left_neighbour in lanes else None for k, f in lanes.items()}
+    right = {k: f.right_neighbour if f.right_neighbour in lanes else None for k, f in lanes.items()}
+    for k in sorted(lanes):
+        r = right[k]
+        if r is not None:
+            if left[r] is None:
+                left[r] = k
+            elif left[r] != k:
+                right[k] = None
+        lt = left[k]
+        if lt is not None:
+            if right[lt] is None:
+                right[lt] = k
+            elif right[lt] != k:
+                left[k] = None
+    # a second pass removes links whose partner was dropped after they were filled
+    for k in sorted(lanes):
+        if right[k] is not None and left[right[k]] != k:
+            right[k] = None
+        if left[k] is not None and right[left[k]] != k:
+            left[k] = None
+    return left, right
 
 
 def _cut(block: Block, pos: int, features: Sequence[Feature]) -> list[_Piece]:

@@ -543,3 +543,21 @@ def test_highway_lines_crossing_ten_blocks_come_out_whole():
             for b, kb, pb in ends[i + 1 :]:
                 if a is not b and ka != kb and a.marking == b.marking:
                     assert np.hypot(*(pa - pb)) > 0.5, (a.id, b.id)
+
+
+def test_stitched_lane_neighbours_are_mutual() -> None:
+    """A one-sided neighbour link is completed; a contradicted one is dropped on both sides."""
+    from pipeline.blocks import _symmetric_lane_graph
+    from tests.common import sample_model
+
+    a, b, c, d, e = sample_model().lanes
+    one_sided = b.replace(left_neighbour=None)  # a names b as right neighbour, b names nobody
+    contradicted = e.replace(left_neighbour=a.id)  # e claims a, but a's right neighbour is b
+    lanes = {f.id: f for f in _symmetric_lane_graph([a, one_sided, c, d, contradicted])}
+    assert lanes[b.id].left_neighbour == a.id and lanes[a.id].right_neighbour == b.id
+    assert lanes[e.id].left_neighbour is None
+    for f in lanes.values():
+        if f.right_neighbour:
+            assert lanes[f.right_neighbour].left_neighbour == f.id
+        if f.left_neighbour:
+            assert lanes[f.left_neighbour].right_neighbour == f.id
