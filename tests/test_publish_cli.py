@@ -47,6 +47,7 @@ def test_publish_prints_the_version_then_publishes_nothing_new(build_dir, tmp_pa
     assert summary["unchanged"] and summary["version"] == 1 and summary["new_blobs"] == 0
     changes = hdmap("changes", "--store", store, "--from", "0", "-o", str(tmp_path / "c.geojson"))
     assert changes.returncode == 0, changes.stderr
+    assert "total" in changes.stdout and "0 change records from version 0 to 1" in changes.stdout
     assert json.loads((tmp_path / "c.geojson").read_text())["type"] == "FeatureCollection"
 
 

@@ -15,7 +15,7 @@ examples:
   hdmap changes --store sqlite:///maps.db --from 1            up to the latest version
 
 One GeoJSON Point (WGS84) per change record, at the changed feature, with properties change,
-layer, feature_id and details. A summary per change type goes to stdout.
+layer, feature_id and details. A table of records per layer and change type goes to stdout.
 exit status: 0 done, 3 unknown version or unreadable store."""
 
 
@@ -37,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from flows.cli.diff import change_table
     from pipeline.errors import TileError
     from tiles.changes import ChangeRecord, write_changes_geojson
     from tiles.store import open_store
@@ -53,11 +54,7 @@ def run(args: argparse.Namespace) -> int:
             for v in range(args.from_version + 1, to_version + 1)
             for r in store.changes(v)
         ]
-    counts: dict[str, int] = {}
-    for r in records:
-        counts[r.change] = counts.get(r.change, 0) + 1
-    for kind, n in sorted(counts.items()):
-        print(f"{kind:22s} {n}")
+    print(change_table(records))
     print(f"{len(records)} change records from version {args.from_version} to {to_version}")
     if args.out:
         write_changes_geojson(records, info.metadata.get("crs", ""), args.out)

@@ -59,7 +59,7 @@ def _read(path: Path) -> Any:
     return read_map(path)
 
 
-def _table(records: Any) -> str:
+def change_table(records: Any) -> str:
     """Records per layer (rows) and change type (columns), with totals."""
     from pipeline.model import LAYERS
     from tiles.changes import CHANGE_TYPES
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     n_old, n_new = sum(old.counts().values()), sum(new.counts().values())
     print(f"old: {args.old} ({n_old} features)\nnew: {args.new} ({n_new} features)\n")
-    print(_table(records))
+    print(change_table(records))
     print(f"\n{len(records)} changes, {len(comparison.matches)} features matched")
     if args.output:
         print(f"wrote {args.output}")
